@@ -1,0 +1,10 @@
+//! SeaORM models, one module per table.
+
+pub mod comment;
+pub mod message;
+pub mod refresh_token;
+pub mod room;
+pub mod room_member;
+pub mod session;
+pub mod user;
+pub mod user_device;

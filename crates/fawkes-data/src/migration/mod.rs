@@ -1,0 +1,61 @@
+//! The one migration set, run on SQLite, PostgreSQL and MySQL alike.
+//!
+//! MySQL commits each DDL statement on its own, so each table is its own migration: a failure
+//! never leaves one half-built.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261124_000001_users;
+mod m20261124_000002_user_devices;
+mod m20261124_000003_sessions;
+mod m20261124_000004_refresh_tokens;
+mod m20261124_000005_rooms;
+mod m20261124_000006_room_members;
+mod m20261124_000007_messages;
+mod m20261124_000008_comments;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261124_000001_users::Migration),
+            Box::new(m20261124_000002_user_devices::Migration),
+            Box::new(m20261124_000003_sessions::Migration),
+            Box::new(m20261124_000004_refresh_tokens::Migration),
+            Box::new(m20261124_000005_rooms::Migration),
+            Box::new(m20261124_000006_room_members::Migration),
+            Box::new(m20261124_000007_messages::Migration),
+            Box::new(m20261124_000008_comments::Migration),
+        ]
+    }
+}
+
+/// A foreign key from `table.column` to `target.id`.
+fn references(table: &'static str, column: &'static str, target: &'static str) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .name(format!("fk_{table}_{column}"))
+        .from(table, column)
+        .to(target, "id")
+        .on_delete(ForeignKeyAction::Cascade)
+        .to_owned()
+}
+
+/// Creates an index named after its table and columns.
+async fn index(
+    manager: &SchemaManager<'_>,
+    table: &'static str,
+    columns: &[&'static str],
+    unique: bool,
+) -> Result<(), DbErr> {
+    let mut index = Index::create();
+    index.name(format!("idx_{table}_{}", columns.join("_"))).table(table);
+    for column in columns {
+        index.col(*column);
+    }
+    if unique {
+        index.unique();
+    }
+    manager.create_index(index.to_owned()).await
+}

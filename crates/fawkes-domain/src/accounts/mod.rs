@@ -1,0 +1,83 @@
+//! Accounts: users, devices and login sessions.
+
+mod devices;
+mod password;
+mod policy;
+mod sessions;
+mod tokens;
+mod users;
+mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fawkes_pubsub::PubSub;
+use sea_orm::DatabaseConnection;
+
+pub use password::PasswordHasher;
+pub use tokens::{AccessClaims, TokenSigner};
+pub use views::{
+    AuthTokens, CreateUser, Device, LoginInput, PublicUser, RefreshInput, RegisterInput,
+    UpdateUser, User,
+};
+
+/// Token lifetimes and signing material.
+#[derive(Clone)]
+pub struct AuthSettings {
+    /// Signs and checks access tokens (HS256).
+    pub secret: Vec<u8>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("secret", &"***")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .finish()
+    }
+}
+
+/// The accounts context.
+#[derive(Clone, Debug)]
+pub struct Accounts {
+    db: Arc<DatabaseConnection>,
+    bus: PubSub,
+    tokens: TokenSigner,
+    passwords: PasswordHasher,
+    refresh_ttl: Duration,
+}
+
+impl Accounts {
+    pub fn new(db: Arc<DatabaseConnection>, bus: PubSub, settings: AuthSettings) -> Self {
+        Self {
+            db,
+            bus,
+            refresh_ttl: settings.refresh_ttl,
+            tokens: TokenSigner::new(&settings),
+            passwords: PasswordHasher::default(),
+        }
+    }
+
+    /// The signer of access tokens, for transports that check tokens themselves (sockets).
+    pub fn tokens(&self) -> &TokenSigner {
+        &self.tokens
+    }
+}
+
+/// The topic on which every socket of a user is told to disconnect (account deactivated).
+pub fn user_socket_topic(user_id: uuid::Uuid) -> String {
+    format!("user_socket:{user_id}")
+}
+
+/// The topic on which the sockets of one login session are told to disconnect (logout, token
+/// reuse, device revoked).
+pub fn session_socket_topic(session_id: uuid::Uuid) -> String {
+    format!("session_socket:{session_id}")
+}

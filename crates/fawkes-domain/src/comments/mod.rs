@@ -1,0 +1,183 @@
+//! Comments on videos (system C): stored, then broadcast on `comments:{video_id}`.
+
+mod policy;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use fawkes_data::entity::comment;
+use fawkes_pubsub::PubSub;
+use garde::Validate;
+use sea_orm::prelude::*;
+use sea_orm::{ActiveValue::Set, QueryOrder, QuerySelect};
+use serde::{Deserialize, Serialize};
+
+use crate::authors::{author_of, load_authors};
+use crate::time::{now, to_datetime};
+use crate::validation::{not_blank, validate};
+use crate::{Actor, Author, DomainError, Page, PageRequest};
+
+/// A comment on a video.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Comment {
+    pub id: Uuid,
+    pub video_id: String,
+    pub author: Author,
+    pub content: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Comment {
+    fn new(row: comment::Model, author: Author) -> Self {
+        Self {
+            id: row.id,
+            video_id: row.video_id,
+            author,
+            content: row.content,
+            created_at: to_datetime(row.created_at),
+            updated_at: to_datetime(row.updated_at),
+        }
+    }
+}
+
+/// The text of a new or edited comment.
+#[derive(Debug, Clone, Deserialize, Validate, utoipa::ToSchema)]
+pub struct CommentContent {
+    /// 1 to 2000 characters, not only white space.
+    #[garde(length(chars, min = 1, max = 2000), custom(not_blank))]
+    #[schema(example = "Great video!")]
+    pub content: String,
+}
+
+/// A video id as it appears in a path or topic.
+#[derive(Validate)]
+struct VideoId<'a>(#[garde(length(min = 1, max = 64), pattern(r"^[A-Za-z0-9_-]+$"))] &'a str);
+
+/// The topic of a video's live comment events (`new_comment`, `comment_updated`,
+/// `comment_deleted`).
+pub fn comments_topic(video_id: &str) -> String {
+    format!("comments:{video_id}")
+}
+
+/// The comments context.
+#[derive(Clone, Debug)]
+pub struct Comments {
+    db: Arc<DatabaseConnection>,
+    bus: PubSub,
+}
+
+impl Comments {
+    pub fn new(db: Arc<DatabaseConnection>, bus: PubSub) -> Self {
+        Self { db, bus }
+    }
+
+    /// A video's comments, newest first.
+    pub async fn list_comments(
+        &self,
+        actor: &Actor,
+        video_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<Comment>, DomainError> {
+        check_video_id(video_id)?;
+        let (cursor, limit) = page.parse()?;
+        policy::read(actor)?;
+        let mut query = comment::Entity::find()
+            .filter(comment::Column::VideoId.eq(video_id))
+            .order_by_desc(comment::Column::Id);
+        if let Some(cursor) = cursor {
+            query = query.filter(comment::Column::Id.lt(cursor.0));
+        }
+        let rows = query.limit(limit + 1).all(self.db.as_ref()).await?;
+        let authors = load_authors(self.db.as_ref(), rows.iter().map(|r| r.author_id)).await?;
+        Ok(Page::from_rows(rows, limit, |row| row.id, |row| {
+            let author = author_of(&authors, row.author_id);
+            Comment::new(row, author)
+        }))
+    }
+
+    /// `add_comment`: stores the comment, then broadcasts `new_comment`.
+    pub async fn add_comment(
+        &self,
+        actor: &Actor,
+        video_id: &str,
+        input: CommentContent,
+    ) -> Result<Comment, DomainError> {
+        check_video_id(video_id)?;
+        validate(&input)?;
+        let author_id = policy::write(actor)?;
+        let at = now();
+        let row = comment::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            video_id: Set(video_id.to_owned()),
+            author_id: Set(author_id),
+            content: Set(input.content),
+            created_at: Set(at),
+            updated_at: Set(at),
+        }
+        .insert(self.db.as_ref())
+        .await?;
+        let comment = self.with_author(row).await?;
+        self.publish(&comment.video_id, "new_comment", &comment);
+        Ok(comment)
+    }
+
+    /// `edit_comment`: the author changes the content; broadcasts `comment_updated`.
+    pub async fn edit_comment(
+        &self,
+        actor: &Actor,
+        comment_id: Uuid,
+        input: CommentContent,
+    ) -> Result<Comment, DomainError> {
+        validate(&input)?;
+        let row = self.find(comment_id).await?;
+        policy::edit(actor, &row)?;
+        let updated = comment::ActiveModel {
+            id: Set(row.id),
+            content: Set(input.content),
+            updated_at: Set(now()),
+            ..Default::default()
+        }
+        .update(self.db.as_ref())
+        .await?;
+        let comment = self.with_author(updated).await?;
+        self.publish(&comment.video_id, "comment_updated", &comment);
+        Ok(comment)
+    }
+
+    /// `delete_comment`: the author or an admin removes a comment; broadcasts `comment_deleted`.
+    pub async fn delete_comment(&self, actor: &Actor, comment_id: Uuid) -> Result<(), DomainError> {
+        let row = self.find(comment_id).await?;
+        policy::delete(actor, &row)?;
+        comment::Entity::delete_by_id(row.id)
+            .exec(self.db.as_ref())
+            .await?;
+        let gone = serde_json::json!({ "id": row.id, "video_id": row.video_id });
+        self.publish(&row.video_id, "comment_deleted", &gone);
+        Ok(())
+    }
+
+    async fn find(&self, comment_id: Uuid) -> Result<comment::Model, DomainError> {
+        comment::Entity::find_by_id(comment_id)
+            .one(self.db.as_ref())
+            .await?
+            .ok_or(DomainError::NotFound("comment"))
+    }
+
+    async fn with_author(&self, row: comment::Model) -> Result<Comment, DomainError> {
+        let authors = load_authors(self.db.as_ref(), [row.author_id]).await?;
+        let author = author_of(&authors, row.author_id);
+        Ok(Comment::new(row, author))
+    }
+
+    fn publish<T: Serialize>(&self, video_id: &str, event: &str, value: &T) {
+        let payload = serde_json::to_value(value).unwrap_or_default();
+        self.bus.broadcast(&comments_topic(video_id), event, payload);
+    }
+}
+
+fn check_video_id(video_id: &str) -> Result<(), DomainError> {
+    validate(&VideoId(video_id)).map_err(|_| {
+        DomainError::invalid("video_id", "1 to 64 letters, digits, `_` or `-`")
+    })
+}

@@ -1,0 +1,51 @@
+//! The domain: what Fawkes does, with no knowledge of HTTP, sockets or pages.
+//!
+//! Each context (accounts, messaging, comments) is a struct of named actions. Every action that
+//! changes state takes the acting identity ([`Actor`]) and runs the same four steps: validate the
+//! input, ask the resource's policy whether this actor may do this to this record, persist, then
+//! broadcast on the bus. REST handlers, channels and live pages all call these actions, so a rule
+//! lives in exactly one place.
+//!
+//! The input and output types are the public JSON shapes too: they derive serde and a `utoipa`
+//! schema, so the REST API, the channel payloads and the OpenAPI document can never disagree.
+
+pub mod accounts;
+mod authors;
+mod actor;
+pub mod comments;
+mod error;
+pub mod messaging;
+mod page;
+mod store;
+mod time;
+mod validation;
+
+use std::sync::Arc;
+
+pub use actor::{Actor, Identity, Role};
+pub use authors::Author;
+pub use error::{AuthFailure, DomainError, FieldErrors};
+pub use page::{Cursor, Page, PageRequest};
+pub use time::Timestamp;
+
+use fawkes_pubsub::PubSub;
+use sea_orm::DatabaseConnection;
+
+/// Every context, sharing one database pool and one bus. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Domain {
+    pub accounts: accounts::Accounts,
+    pub messaging: messaging::Messaging,
+    pub comments: comments::Comments,
+}
+
+impl Domain {
+    pub fn new(db: DatabaseConnection, bus: PubSub, auth: accounts::AuthSettings) -> Self {
+        let db = Arc::new(db);
+        Self {
+            accounts: accounts::Accounts::new(db.clone(), bus.clone(), auth),
+            messaging: messaging::Messaging::new(db.clone(), bus.clone()),
+            comments: comments::Comments::new(db, bus),
+        }
+    }
+}

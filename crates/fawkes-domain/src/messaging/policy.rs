@@ -1,0 +1,78 @@
+//! Who may do what to which room, membership or message.
+
+use fawkes_data::entity::{message, room};
+use uuid::Uuid;
+
+use crate::{Actor, AuthFailure, DomainError};
+
+fn signed_in(actor: &Actor) -> Result<(), DomainError> {
+    match actor.identity() {
+        Some(_) => Ok(()),
+        None => Err(AuthFailure::Missing.into()),
+    }
+}
+
+pub(super) fn create_room(actor: &Actor) -> Result<(), DomainError> {
+    signed_in(actor)
+}
+
+/// Public rooms are open to everyone signed in; a private room exists only for its members and
+/// admins. Reading and posting follow the same rule.
+pub(super) fn enter_room(actor: &Actor, room: &room::Model, is_member: bool) -> Result<(), DomainError> {
+    signed_in(actor)?;
+    if !room.is_private || is_member || actor.is_admin() {
+        Ok(())
+    } else {
+        Err(DomainError::NotFound("room"))
+    }
+}
+
+/// Only the author edits a message.
+pub(super) fn edit_message(actor: &Actor, message: &message::Model) -> Result<(), DomainError> {
+    if actor.is(message.author_id) {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden("only the author may edit a message"))
+    }
+}
+
+/// The author, the room's owner or an admin deletes a message.
+pub(super) fn delete_message(
+    actor: &Actor,
+    message: &message::Model,
+    room: &room::Model,
+) -> Result<(), DomainError> {
+    let owns_room = room.owner_id.is_some_and(|owner| actor.is(owner));
+    if actor.is(message.author_id) || owns_room || actor.is_admin() {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden(
+            "only the author, the room owner or an admin may delete a message",
+        ))
+    }
+}
+
+/// The room's owner and admins add members.
+pub(super) fn add_member(actor: &Actor, room: &room::Model) -> Result<(), DomainError> {
+    let owns_room = room.owner_id.is_some_and(|owner| actor.is(owner));
+    if owns_room || actor.is_admin() {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden("only the room owner or an admin may add members"))
+    }
+}
+
+/// Members leave by themselves; the owner and admins remove others. The owner stays.
+pub(super) fn remove_member(actor: &Actor, room: &room::Model, user_id: Uuid) -> Result<(), DomainError> {
+    if room.owner_id == Some(user_id) {
+        return Err(DomainError::Forbidden("the owner cannot leave their room"));
+    }
+    let owns_room = room.owner_id.is_some_and(|owner| actor.is(owner));
+    if actor.is(user_id) || owns_room || actor.is_admin() {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden(
+            "only the member, the room owner or an admin may remove a member",
+        ))
+    }
+}
