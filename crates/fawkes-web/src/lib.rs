@@ -1,1 +1,57 @@
+//! The HTTP face of Fawkes: the REST API v1, its OpenAPI document and docs page, health and
+//! readiness. Handlers are thin: each calls one domain action.
 
+mod error;
+mod extract;
+mod health;
+mod layers;
+mod openapi;
+mod routes;
+
+use std::time::Duration;
+
+use axum::Router;
+use fawkes_domain::Domain;
+use sea_orm::DatabaseConnection;
+
+pub use error::{ApiError, ErrorBody};
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub domain: Domain,
+    /// For the readiness probe only; everything else goes through the domain.
+    pub db: DatabaseConnection,
+}
+
+/// The HTTP settings from configuration.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Origins allowed by CORS; `*` allows any (without credentials).
+    pub cors_origins: Vec<String>,
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// Longest a request may take before it is answered with 408.
+    pub request_timeout: Duration,
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState, settings: &HttpSettings) -> Router {
+    let (api, openapi) = utoipa_axum::router::OpenApiRouter::with_openapi(openapi::document())
+        .nest("/api/v1", routes::api_v1())
+        .split_for_parts();
+    let router = Router::new()
+        .merge(api)
+        .merge(health::routes())
+        .merge(openapi::docs(openapi))
+        .with_state(state);
+    layers::apply(router, settings)
+}
+
+/// The OpenAPI document, for `fawkes openapi` and tests.
+pub fn openapi_json() -> String {
+    let (_, openapi) = utoipa_axum::router::OpenApiRouter::<AppState>::with_openapi(openapi::document())
+        .nest("/api/v1", routes::api_v1())
+        .split_for_parts();
+    openapi.to_pretty_json().unwrap_or_default()
+}

@@ -1,0 +1,411 @@
+//! Configuration: defaults < `fawkes.toml` (or `--config FILE`) < `FAWKES_*` environment (and
+//! `DATABASE_URL`) < command-line flags.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Where the server runs; `prod` refuses unsafe defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Env {
+    Dev,
+    Prod,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub env: Env,
+    /// Address to listen on.
+    pub bind: String,
+    /// `sqlite://…`, `postgres://…` or `mysql://…`; empty means a SQLite file in `data_dir`.
+    pub database_url: String,
+    /// Folder for the default SQLite database and the generated secret key.
+    pub data_dir: PathBuf,
+    /// Signs access tokens. Unset: generated once and kept in `data_dir` (refused in prod).
+    pub secret_key: Option<String>,
+    /// Apply pending migrations when `serve` starts.
+    pub auto_migrate: bool,
+    /// This node's name in logs and, later, in the cluster.
+    pub node_name: String,
+    /// Pub/sub backend: `local` (single node).
+    pub pubsub: String,
+    /// Origins allowed by CORS; `*` for any.
+    pub cors_origins: Vec<String>,
+    pub log: LogConfig,
+    pub auth: AuthConfig,
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `fawkes=debug,info`. `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_secs: u64,
+    pub issuer: String,
+    pub audience: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    pub body_limit_bytes: usize,
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub acquire_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            env: Env::Dev,
+            bind: "127.0.0.1:4000".to_owned(),
+            database_url: String::new(),
+            data_dir: PathBuf::from("fawkes_data"),
+            secret_key: None,
+            auto_migrate: true,
+            node_name: "fawkes@localhost".to_owned(),
+            pubsub: "local".to_owned(),
+            cors_origins: Vec::new(),
+            log: LogConfig::default(),
+            auth: AuthConfig::default(),
+            http: HttpConfig::default(),
+            database: DatabaseConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl_secs: 15 * 60,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            issuer: "fawkes".to_owned(),
+            audience: "fawkes".to_owned(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            min_connections: 1,
+            acquire_timeout_secs: 5,
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Source(#[from] config::ConfigError),
+    #[error(
+        "no secret key: set FAWKES_SECRET_KEY (or `secret_key` in fawkes.toml) to at least 32 random characters; \
+         production (--env prod) never generates one"
+    )]
+    MissingSecret,
+    #[error("the secret key is too short: use at least 32 characters")]
+    ShortSecret,
+    #[error("cannot keep the generated secret key in {path}: {source}")]
+    SecretFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unsupported pub/sub backend {0:?}: this version supports `local`")]
+    PubSub(String),
+}
+
+/// Values given on the command line; they win over everything else.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub env: Option<Env>,
+    pub bind: Option<String>,
+    pub database_url: Option<String>,
+}
+
+/// Where configuration comes from, so tests can supply their own environment.
+pub struct Sources<'a> {
+    /// An explicit file (`--config`); it must exist. Without it `fawkes.toml` is read if present.
+    pub file: Option<&'a Path>,
+    /// The process environment.
+    pub env: HashMap<String, String>,
+    pub overrides: Overrides,
+}
+
+impl Sources<'_> {
+    pub fn from_process(file: Option<&Path>, overrides: Overrides) -> Sources<'_> {
+        Sources {
+            file,
+            env: std::env::vars().collect(),
+            overrides,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(sources: Sources<'_>) -> Result<Config, ConfigError> {
+        let file = match sources.file {
+            Some(path) => config::File::from(path).required(true),
+            None => config::File::with_name("fawkes.toml").required(false),
+        };
+        let fawkes_env: HashMap<String, String> = sources
+            .env
+            .iter()
+            .filter(|(key, _)| key.starts_with("FAWKES_"))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        let mut config: Config = config::Config::builder()
+            .add_source(file.format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("FAWKES")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .list_separator(",")
+                    .with_list_parse_key("cors_origins")
+                    .try_parsing(true)
+                    .ignore_empty(true)
+                    .source(Some(fawkes_env.into_iter().collect())),
+            )
+            .build()?
+            .try_deserialize()?;
+        if !sources.env.contains_key("FAWKES_DATABASE_URL")
+            && let Some(url) = sources.env.get("DATABASE_URL").filter(|u| !u.is_empty())
+        {
+            config.database_url = url.clone();
+        }
+        let Overrides { env, bind, database_url } = sources.overrides;
+        config.env = env.unwrap_or(config.env);
+        config.bind = bind.unwrap_or(config.bind);
+        config.database_url = database_url.unwrap_or(config.database_url);
+        if config.database_url.is_empty() {
+            config.database_url = format!("sqlite://{}", config.data_dir.join("fawkes.db").display());
+        }
+        if config.pubsub != "local" {
+            return Err(ConfigError::PubSub(config.pubsub));
+        }
+        Ok(config)
+    }
+
+    /// The key that signs tokens. Without one configured, development generates a random key
+    /// once and keeps it in the data folder so tokens survive restarts; production refuses.
+    pub fn signing_secret(&self) -> Result<Vec<u8>, ConfigError> {
+        if let Some(secret) = self.secret_key.as_deref().filter(|s| !s.is_empty()) {
+            if secret.len() < 32 {
+                return Err(ConfigError::ShortSecret);
+            }
+            return Ok(secret.as_bytes().to_vec());
+        }
+        if self.env == Env::Prod {
+            return Err(ConfigError::MissingSecret);
+        }
+        let path = self.data_dir.join("secret_key");
+        let file_error = |source| ConfigError::SecretFile { path: path.clone(), source };
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            let existing = existing.trim();
+            if existing.len() >= 32 {
+                return Ok(existing.as_bytes().to_vec());
+            }
+        }
+        std::fs::create_dir_all(&self.data_dir).map_err(file_error)?;
+        let mut bytes = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        let secret = hex::encode(bytes);
+        write_private(&path, &secret).map_err(file_error)?;
+        tracing::warn!(
+            path = %path.display(),
+            "no secret key configured: generated one and saved it; set FAWKES_SECRET_KEY in production"
+        );
+        Ok(secret.into_bytes())
+    }
+
+    /// The configuration as TOML with secrets masked, for `fawkes config`.
+    pub fn to_masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        if shown.secret_key.is_some() {
+            shown.secret_key = Some("***".to_owned());
+        }
+        shown.database_url = fawkes_data::connect::redact_url(&shown.database_url);
+        toml::to_string_pretty(&shown).unwrap_or_default()
+    }
+
+    pub fn auth_settings(&self, secret: Vec<u8>) -> fawkes_domain::accounts::AuthSettings {
+        fawkes_domain::accounts::AuthSettings {
+            secret,
+            issuer: self.auth.issuer.clone(),
+            audience: self.auth.audience.clone(),
+            access_ttl: Duration::from_secs(self.auth.access_token_ttl_secs),
+            refresh_ttl: Duration::from_secs(self.auth.refresh_token_ttl_secs),
+        }
+    }
+
+    pub fn http_settings(&self) -> fawkes_web::HttpSettings {
+        fawkes_web::HttpSettings {
+            cors_origins: self.cors_origins.clone(),
+            body_limit: self.http.body_limit_bytes,
+            request_timeout: Duration::from_secs(self.http.request_timeout_secs),
+        }
+    }
+
+    pub fn pool_options(&self) -> fawkes_data::PoolOptions {
+        fawkes_data::PoolOptions {
+            max_connections: self.database.max_connections,
+            min_connections: self.database.min_connections,
+            acquire_timeout: Duration::from_secs(self.database.acquire_timeout_secs),
+        }
+    }
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)], file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+        Config::load(Sources {
+            file,
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            overrides,
+        })
+    }
+
+    #[test]
+    fn defaults_use_sqlite_in_the_data_folder() {
+        let config = load(&[], None, Overrides::default()).ok();
+        let config = config.as_ref();
+        assert_eq!(config.map(|c| c.bind.as_str()), Some("127.0.0.1:4000"));
+        assert_eq!(config.map(|c| c.database_url.as_str()), Some("sqlite://fawkes_data/fawkes.db"));
+    }
+
+    #[test]
+    fn file_then_env_then_flags_each_win() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("f.toml");
+        std::fs::write(
+            &file,
+            "bind = \"0.0.0.0:1\"\nnode_name = \"from-file\"\n[auth]\naccess_token_ttl_secs = 60\n[http]\nbody_limit_bytes = 10\n",
+        )?;
+        let env = [
+            ("FAWKES_BIND", "0.0.0.0:2"),
+            ("FAWKES_AUTH__ACCESS_TOKEN_TTL_SECS", "120"),
+            ("FAWKES_CORS_ORIGINS", "https://a.example,https://b.example"),
+            ("DATABASE_URL", "postgres://u:p@h/db"),
+        ];
+        let config = load(&env, Some(&file), Overrides::default())?;
+        assert_eq!(config.bind, "0.0.0.0:2");
+        assert_eq!(config.node_name, "from-file");
+        assert_eq!(config.auth.access_token_ttl_secs, 120);
+        assert_eq!(config.http.body_limit_bytes, 10);
+        assert_eq!(config.cors_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(config.database_url, "postgres://u:p@h/db");
+        let flags = Overrides {
+            bind: Some("127.0.0.1:3".into()),
+            database_url: Some("sqlite://x.db".into()),
+            env: Some(Env::Prod),
+        };
+        let config = load(&env, Some(&file), flags)?;
+        assert_eq!(config.bind, "127.0.0.1:3");
+        assert_eq!(config.database_url, "sqlite://x.db");
+        assert_eq!(config.env, Env::Prod);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_and_backends_are_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("f.toml");
+        std::fs::write(&file, "bnid = \"typo\"\n")?;
+        assert!(load(&[], Some(&file), Overrides::default()).is_err());
+        assert!(matches!(
+            load(&[("FAWKES_PUBSUB", "kafka://x")], None, Overrides::default()),
+            Err(ConfigError::PubSub(_))
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn production_requires_a_secret_and_development_keeps_one() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let first = config.signing_secret()?;
+        assert_eq!(config.signing_secret()?, first, "the generated key is kept");
+        config.env = Env::Prod;
+        config.secret_key = None;
+        let path = dir.path().join("elsewhere");
+        config.data_dir = path;
+        assert!(matches!(config.signing_secret(), Err(ConfigError::MissingSecret)));
+        config.secret_key = Some("short".into());
+        assert!(matches!(config.signing_secret(), Err(ConfigError::ShortSecret)));
+        Ok(())
+    }
+
+    #[test]
+    fn printed_configuration_masks_secrets() {
+        let config = Config {
+            secret_key: Some("x".repeat(40)),
+            database_url: "postgres://app:hunter2@db/fawkes".into(),
+            ..Config::default()
+        };
+        let shown = config.to_masked_toml();
+        assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains(&"x".repeat(40)));
+        assert!(shown.contains("***"));
+    }
+}

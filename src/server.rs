@@ -1,0 +1,84 @@
+//! Wiring: database, bus, domain and HTTP into one running server.
+
+use fawkes_data::{Migrator, MigratorTrait, sea_orm::DatabaseConnection};
+use fawkes_domain::Domain;
+use fawkes_pubsub::PubSub;
+use fawkes_web::AppState;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::Config;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Connect(#[from] fawkes_data::ConnectError),
+    #[error("migration failed: {0}")]
+    Migrate(fawkes_data::sea_orm::DbErr),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Opens the configured database.
+pub async fn open_database(config: &Config) -> Result<DatabaseConnection, ServerError> {
+    Ok(fawkes_data::connect(&config.database_url, &config.pool_options()).await?)
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), ServerError> {
+    Migrator::up(db, None).await.map_err(ServerError::Migrate)
+}
+
+/// A server ready to accept connections.
+pub struct Server {
+    pub domain: Domain,
+    router: axum::Router,
+}
+
+impl Server {
+    /// Connects, migrates (unless turned off) and builds the application.
+    pub async fn build(config: &Config) -> Result<Server, ServerError> {
+        let secret = config.signing_secret()?;
+        let db = open_database(config).await?;
+        if config.auto_migrate {
+            migrate(&db).await?;
+        }
+        Ok(Self::with_database(config, db, secret))
+    }
+
+    /// Builds the application over an open, migrated database.
+    pub fn with_database(config: &Config, db: DatabaseConnection, secret: Vec<u8>) -> Server {
+        let bus = PubSub::new();
+        let domain = Domain::new(db.clone(), bus, config.auth_settings(secret));
+        let state = AppState {
+            domain: domain.clone(),
+            db,
+        };
+        let router = fawkes_web::app(state, &config.http_settings());
+        Server { domain, router }
+    }
+
+    /// Binds the configured address.
+    pub async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
+        TcpListener::bind(addr).await.map_err(|source| ServerError::Bind {
+            addr: addr.to_owned(),
+            source,
+        })
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServerError> {
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await?;
+        Ok(())
+    }
+}
