@@ -219,12 +219,17 @@ impl Config {
         {
             config.database_url = url.clone();
         }
-        let Overrides { env, bind, database_url } = sources.overrides;
+        let Overrides {
+            env,
+            bind,
+            database_url,
+        } = sources.overrides;
         config.env = env.unwrap_or(config.env);
         config.bind = bind.unwrap_or(config.bind);
         config.database_url = database_url.unwrap_or(config.database_url);
         if config.database_url.is_empty() {
-            config.database_url = format!("sqlite://{}", config.data_dir.join("fawkes.db").display());
+            config.database_url =
+                format!("sqlite://{}", config.data_dir.join("fawkes.db").display());
         }
         if config.pubsub != "local" {
             return Err(ConfigError::PubSub(config.pubsub));
@@ -245,7 +250,10 @@ impl Config {
             return Err(ConfigError::MissingSecret);
         }
         let path = self.data_dir.join("secret_key");
-        let file_error = |source| ConfigError::SecretFile { path: path.clone(), source };
+        let file_error = |source| ConfigError::SecretFile {
+            path: path.clone(),
+            source,
+        };
         if let Ok(existing) = std::fs::read_to_string(&path) {
             let existing = existing.trim();
             if existing.len() >= 32 {
@@ -315,10 +323,17 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 mod tests {
     use super::*;
 
-    fn load(env: &[(&str, &str)], file: Option<&Path>, overrides: Overrides) -> Result<Config, ConfigError> {
+    fn load(
+        env: &[(&str, &str)],
+        file: Option<&Path>,
+        overrides: Overrides,
+    ) -> Result<Config, ConfigError> {
         Config::load(Sources {
             file,
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             overrides,
         })
     }
@@ -328,7 +343,10 @@ mod tests {
         let config = load(&[], None, Overrides::default()).ok();
         let config = config.as_ref();
         assert_eq!(config.map(|c| c.bind.as_str()), Some("127.0.0.1:4000"));
-        assert_eq!(config.map(|c| c.database_url.as_str()), Some("sqlite://fawkes_data/fawkes.db"));
+        assert_eq!(
+            config.map(|c| c.database_url.as_str()),
+            Some("sqlite://fawkes_data/fawkes.db")
+        );
     }
 
     #[test]
@@ -350,7 +368,10 @@ mod tests {
         assert_eq!(config.node_name, "from-file");
         assert_eq!(config.auth.access_token_ttl_secs, 120);
         assert_eq!(config.http.body_limit_bytes, 10);
-        assert_eq!(config.cors_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(
+            config.cors_origins,
+            ["https://a.example", "https://b.example"]
+        );
         assert_eq!(config.database_url, "postgres://u:p@h/db");
         let flags = Overrides {
             bind: Some("127.0.0.1:3".into()),
@@ -371,14 +392,19 @@ mod tests {
         std::fs::write(&file, "bnid = \"typo\"\n")?;
         assert!(load(&[], Some(&file), Overrides::default()).is_err());
         assert!(matches!(
-            load(&[("FAWKES_PUBSUB", "kafka://x")], None, Overrides::default()),
+            load(
+                &[("FAWKES_PUBSUB", "kafka://x")],
+                None,
+                Overrides::default()
+            ),
             Err(ConfigError::PubSub(_))
         ));
         Ok(())
     }
 
     #[test]
-    fn production_requires_a_secret_and_development_keeps_one() -> Result<(), Box<dyn std::error::Error>> {
+    fn production_requires_a_secret_and_development_keeps_one()
+    -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
@@ -390,9 +416,15 @@ mod tests {
         config.secret_key = None;
         let path = dir.path().join("elsewhere");
         config.data_dir = path;
-        assert!(matches!(config.signing_secret(), Err(ConfigError::MissingSecret)));
+        assert!(matches!(
+            config.signing_secret(),
+            Err(ConfigError::MissingSecret)
+        ));
         config.secret_key = Some("short".into());
-        assert!(matches!(config.signing_secret(), Err(ConfigError::ShortSecret)));
+        assert!(matches!(
+            config.signing_secret(),
+            Err(ConfigError::ShortSecret)
+        ));
         Ok(())
     }
 

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use fawkes::Config;
 use fawkes::config::{Env, LogFormat, Overrides, Sources};
 use fawkes::server::{self, Server};
-use fawkes::Config;
 use fawkes_domain::accounts::CreateUser;
 use fawkes_domain::{Actor, Role};
 use tokio_util::sync::CancellationToken;
@@ -89,7 +89,15 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::User { command: UserCommand::Create { email, username, password, role } } => {
+        Command::User {
+            command:
+                UserCommand::Create {
+                    email,
+                    username,
+                    password,
+                    role,
+                },
+        } => {
             let server = build_for_cli(&config).await?;
             let input = CreateUser {
                 email,
@@ -103,7 +111,10 @@ async fn main() -> anyhow::Result<()> {
                 .create_user(&Actor::System, input)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}: {}", describe(&e)))?;
-            println!("created {} ({}) with role {}, id {}", user.username, user.email, user.role, user.id);
+            println!(
+                "created {} ({}) with role {}, id {}",
+                user.username, user.email, user.role, user.id
+            );
             Ok(())
         }
         Command::Config => {
@@ -151,15 +162,16 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                let _ = ctrl_c.await;
-                shutdown.cancel();
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    shutdown.cancel();
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -175,7 +187,9 @@ fn init_logging(config: &Config) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),

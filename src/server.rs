@@ -19,7 +19,10 @@ pub enum ServerError {
     #[error("migration failed: {0}")]
     Migrate(fawkes_data::sea_orm::DbErr),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -65,14 +68,20 @@ impl Server {
 
     /// Binds the configured address.
     pub async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
-        TcpListener::bind(addr).await.map_err(|source| ServerError::Bind {
-            addr: addr.to_owned(),
-            source,
-        })
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: addr.to_owned(),
+                source,
+            })
     }
 
     /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
-    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> Result<(), ServerError> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> Result<(), ServerError> {
         let app = self
             .router
             .into_make_service_with_connect_info::<std::net::SocketAddr>();

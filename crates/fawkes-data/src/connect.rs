@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
 
 /// Why a database could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -62,13 +62,7 @@ pub async fn connect(url: &str, pool: &PoolOptions) -> Result<DatabaseConnection
                 .foreign_keys(true)
         });
     }
-    let db = Database::connect(options).await?;
-    if backend == DbBackend::MySql {
-        // Strict mode turns silent truncation into errors, so a too-long value never gets stored cut.
-        db.execute_unprepared("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
-            .await?;
-    }
-    Ok(db)
+    Ok(Database::connect(options).await?)
 }
 
 /// The backend a URL points at.
@@ -89,7 +83,10 @@ fn sqlite_url(url: &str) -> Result<String, ConnectError> {
     if path.is_empty() || path == ":memory:" {
         return Ok(url.to_owned());
     }
-    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(dir).map_err(|source| ConnectError::CreateDir {
             path: path.to_owned(),
             source,
@@ -134,14 +131,20 @@ mod tests {
             redact_url("postgres://app:s3cret@db:5432/fawkes"),
             "postgres://app:***@db:5432/fawkes"
         );
-        assert_eq!(redact_url("mysql://root@127.0.0.1/x"), "mysql://root@127.0.0.1/x");
+        assert_eq!(
+            redact_url("mysql://root@127.0.0.1/x"),
+            "mysql://root@127.0.0.1/x"
+        );
         assert_eq!(redact_url("sqlite://./a.db"), "sqlite://./a.db");
     }
 
     #[test]
     fn scheme_picks_backend() {
         assert_eq!(backend_of("sqlite://x.db").ok(), Some(DbBackend::Sqlite));
-        assert_eq!(backend_of("postgresql://h/db").ok(), Some(DbBackend::Postgres));
+        assert_eq!(
+            backend_of("postgresql://h/db").ok(),
+            Some(DbBackend::Postgres)
+        );
         assert_eq!(backend_of("mariadb://h/db").ok(), Some(DbBackend::MySql));
         assert!(backend_of("oracle://h/db").is_err());
     }

@@ -14,6 +14,7 @@ pub use sea_orm;
 pub use sea_orm_migration::MigratorTrait;
 
 /// The id of the public room `lobby`, created by the first migration on every backend.
-pub const LOBBY_ROOM_ID: uuid::Uuid = uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
+pub const LOBBY_ROOM_ID: uuid::Uuid =
+    uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0001);
 /// The slug of the public room that always exists.
 pub const LOBBY_SLUG: &str = "lobby";

@@ -51,7 +51,10 @@ pub enum DomainError {
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{message}")]
-    Conflict { field: &'static str, message: String },
+    Conflict {
+        field: &'static str,
+        message: String,
+    },
     #[error("the database is unavailable")]
     Unavailable(#[source] DbErr),
     #[error("internal error: {0}")]

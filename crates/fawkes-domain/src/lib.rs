@@ -10,8 +10,8 @@
 //! schema, so the REST API, the channel payloads and the OpenAPI document can never disagree.
 
 pub mod accounts;
-mod authors;
 mod actor;
+mod authors;
 pub mod comments;
 mod error;
 pub mod messaging;

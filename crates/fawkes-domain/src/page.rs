@@ -97,7 +97,10 @@ mod tests {
 
     #[test]
     fn limits_outside_the_range_are_refused() {
-        let request = |limit| PageRequest { cursor: None, limit: Some(limit) };
+        let request = |limit| PageRequest {
+            cursor: None,
+            limit: Some(limit),
+        };
         assert!(request(0).parse().is_err());
         assert!(request(101).parse().is_err());
         assert_eq!(request(100).parse().ok().map(|(_, l)| l), Some(100));

@@ -34,7 +34,9 @@ pub struct PubSub {
 
 impl std::fmt::Debug for PubSub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PubSub").field("topics", &self.topic_count()).finish()
+        f.debug_struct("PubSub")
+            .field("topics", &self.topic_count())
+            .finish()
     }
 }
 
@@ -77,7 +79,10 @@ impl PubSub {
 
     /// How many topics have at least one subscriber (or had one since the last publish).
     pub fn topic_count(&self) -> usize {
-        self.topics.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.topics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 }
 
@@ -90,7 +95,10 @@ mod tests {
         let bus = PubSub::new();
         let mut lobby = bus.subscribe("room:lobby");
         let mut other = bus.subscribe("room:other");
-        assert_eq!(bus.broadcast("room:lobby", "new_msg", serde_json::json!({"body": "hi"})), 1);
+        assert_eq!(
+            bus.broadcast("room:lobby", "new_msg", serde_json::json!({"body": "hi"})),
+            1
+        );
         let got = lobby.recv().await.ok();
         assert_eq!(got.map(|m| m.payload["body"].clone()), Some("hi".into()));
         assert!(other.try_recv().is_err());

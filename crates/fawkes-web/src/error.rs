@@ -47,11 +47,18 @@ impl ApiError {
     pub fn for_status(status: StatusCode) -> Self {
         let (code, message) = match status {
             StatusCode::NOT_FOUND => ("not_found", "no such route"),
-            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed on this route"),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                ("method_not_allowed", "method not allowed on this route")
+            }
             StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
             StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "expected Content-Type: application/json"),
-            StatusCode::SERVICE_UNAVAILABLE => ("service_unavailable", "the service is unavailable"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "unsupported_media_type",
+                "expected Content-Type: application/json",
+            ),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                ("service_unavailable", "the service is unavailable")
+            }
             s if s.is_client_error() => ("bad_request", "the request could not be understood"),
             _ => ("internal_error", "something went wrong on our side"),
         };
@@ -79,16 +86,22 @@ impl From<DomainError> for ApiError {
                 AuthFailure::AccountDisabled.code(),
                 AuthFailure::AccountDisabled.to_string(),
             ),
-            DomainError::Unauthenticated(failure) => {
-                Self::new(StatusCode::UNAUTHORIZED, failure.code(), failure.to_string())
+            DomainError::Unauthenticated(failure) => Self::new(
+                StatusCode::UNAUTHORIZED,
+                failure.code(),
+                failure.to_string(),
+            ),
+            DomainError::Forbidden(message) => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", message)
             }
-            DomainError::Forbidden(message) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
-            DomainError::NotFound(what) => {
-                Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
-            }
+            DomainError::NotFound(what) => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} not found"),
+            ),
             DomainError::Conflict { field, message } => {
-                let details = (!field.is_empty())
-                    .then(|| serde_json::json!({ field: [message.clone()] }));
+                let details =
+                    (!field.is_empty()).then(|| serde_json::json!({ field: [message.clone()] }));
                 Self {
                     details,
                     ..Self::new(StatusCode::CONFLICT, "conflict", message)

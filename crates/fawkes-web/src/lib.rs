@@ -50,8 +50,9 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
 
 /// The OpenAPI document, for `fawkes openapi` and tests.
 pub fn openapi_json() -> String {
-    let (_, openapi) = utoipa_axum::router::OpenApiRouter::<AppState>::with_openapi(openapi::document())
-        .nest("/api/v1", routes::api_v1())
-        .split_for_parts();
+    let (_, openapi) =
+        utoipa_axum::router::OpenApiRouter::<AppState>::with_openapi(openapi::document())
+            .nest("/api/v1", routes::api_v1())
+            .split_for_parts();
     openapi.to_pretty_json().unwrap_or_default()
 }

@@ -8,7 +8,12 @@ pub(crate) fn document() -> OpenApi {
     let components = ComponentsBuilder::new()
         .security_scheme(
             "bearer",
-            SecurityScheme::Http(Http::builder().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         )
         .build();
     OpenApiBuilder::new()

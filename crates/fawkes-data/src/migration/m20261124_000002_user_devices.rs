@@ -28,6 +28,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table("user_devices").to_owned()).await
+        manager
+            .drop_table(Table::drop().table("user_devices").to_owned())
+            .await
     }
 }

@@ -26,6 +26,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table("refresh_tokens").to_owned()).await
+        manager
+            .drop_table(Table::drop().table("refresh_tokens").to_owned())
+            .await
     }
 }

@@ -34,7 +34,14 @@ impl MigrationTrait for Migration {
         let now = chrono::Utc::now().timestamp_millis();
         let lobby = Query::insert()
             .into_table("rooms")
-            .columns(["id", "slug", "name", "is_private", "created_at", "updated_at"])
+            .columns([
+                "id",
+                "slug",
+                "name",
+                "is_private",
+                "created_at",
+                "updated_at",
+            ])
             .values([
                 LOBBY_ROOM_ID.into(),
                 LOBBY_SLUG.into(),
@@ -49,6 +56,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table("rooms").to_owned()).await
+        manager
+            .drop_table(Table::drop().table("rooms").to_owned())
+            .await
     }
 }

@@ -25,6 +25,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table("room_members").to_owned()).await
+        manager
+            .drop_table(Table::drop().table("room_members").to_owned())
+            .await
     }
 }

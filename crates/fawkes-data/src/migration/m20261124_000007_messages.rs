@@ -29,6 +29,8 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table("messages").to_owned()).await
+        manager
+            .drop_table(Table::drop().table("messages").to_owned())
+            .await
     }
 }

@@ -33,7 +33,11 @@ impl MigratorTrait for Migrator {
 }
 
 /// A foreign key from `table.column` to `target.id`.
-fn references(table: &'static str, column: &'static str, target: &'static str) -> ForeignKeyCreateStatement {
+fn references(
+    table: &'static str,
+    column: &'static str,
+    target: &'static str,
+) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .name(format!("fk_{table}_{column}"))
         .from(table, column)
@@ -50,7 +54,9 @@ async fn index(
     unique: bool,
 ) -> Result<(), DbErr> {
     let mut index = Index::create();
-    index.name(format!("idx_{table}_{}", columns.join("_"))).table(table);
+    index
+        .name(format!("idx_{table}_{}", columns.join("_")))
+        .table(table);
     for column in columns {
         index.col(*column);
     }

@@ -21,7 +21,11 @@ impl Accounts {
 
     /// `revoke_device`: signs a device out. Its sessions end, its refresh tokens stop working
     /// and its sockets are disconnected; logging in from it again registers it anew.
-    pub async fn revoke_device(&self, actor: &Actor, device_id: Uuid) -> Result<Device, DomainError> {
+    pub async fn revoke_device(
+        &self,
+        actor: &Actor,
+        device_id: Uuid,
+    ) -> Result<Device, DomainError> {
         policy::signed_in(actor)?;
         let db = self.db.as_ref();
         let device = user_device::Entity::find_by_id(device_id)

@@ -38,7 +38,8 @@ impl PasswordHasher {
     pub async fn verify_decoy(&self, password: String) -> Result<bool, DomainError> {
         let decoy = self.decoy.clone();
         tokio::task::spawn_blocking(move || {
-            let hash = decoy.get_or_init(|| hash_now(&uuid::Uuid::new_v4().to_string()).unwrap_or_default());
+            let hash = decoy
+                .get_or_init(|| hash_now(&uuid::Uuid::new_v4().to_string()).unwrap_or_default());
             let _ = verify_now(&password, hash);
             false
         })
@@ -55,8 +56,11 @@ fn hash_now(password: &str) -> Result<String, DomainError> {
 }
 
 fn verify_now(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
 }
 
 #[cfg(test)]
@@ -66,10 +70,23 @@ mod tests {
     #[tokio::test]
     async fn a_hash_verifies_its_password_only() {
         let hasher = PasswordHasher::default();
-        let hash = hasher.hash("correct horse".into()).await.unwrap_or_default();
+        let hash = hasher
+            .hash("correct horse".into())
+            .await
+            .unwrap_or_default();
         assert!(hash.starts_with("$argon2id$"));
-        assert!(hasher.verify("correct horse".into(), hash.clone()).await.unwrap_or(false));
-        assert!(!hasher.verify("wrong horse".into(), hash).await.unwrap_or(true));
+        assert!(
+            hasher
+                .verify("correct horse".into(), hash.clone())
+                .await
+                .unwrap_or(false)
+        );
+        assert!(
+            !hasher
+                .verify("wrong horse".into(), hash)
+                .await
+                .unwrap_or(true)
+        );
         assert!(!hasher.verify_decoy("anything".into()).await.unwrap_or(true));
     }
 }

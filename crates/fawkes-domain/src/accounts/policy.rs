@@ -7,7 +7,9 @@ use crate::{Actor, AuthFailure, DomainError, Identity};
 
 /// The actor must be signed in.
 pub(super) fn signed_in(actor: &Actor) -> Result<&Identity, DomainError> {
-    actor.identity().ok_or(DomainError::Unauthenticated(AuthFailure::Missing))
+    actor
+        .identity()
+        .ok_or(DomainError::Unauthenticated(AuthFailure::Missing))
 }
 
 /// Creating accounts with a chosen role, listing accounts and changing them: admins only.

@@ -45,7 +45,11 @@ impl Accounts {
             self.passwords.verify_decoy(input.password).await?;
             return Err(AuthFailure::InvalidCredentials.into());
         };
-        if !self.passwords.verify(input.password, user.password_hash.clone()).await? {
+        if !self
+            .passwords
+            .verify(input.password, user.password_hash.clone())
+            .await?
+        {
             return Err(AuthFailure::InvalidCredentials.into());
         }
         if !user.is_active {
@@ -122,7 +126,8 @@ impl Accounts {
     /// `logout`: ends the actor's session; its refresh token and access tokens stop working.
     pub async fn logout(&self, actor: &Actor) -> Result<(), DomainError> {
         let identity = policy::signed_in(actor)?;
-        self.revoke_sessions(vec![identity.session_id], "logout").await
+        self.revoke_sessions(vec![identity.session_id], "logout")
+            .await
     }
 
     /// Establishes who holds `access_token`. Besides the signature and expiry, the session must
@@ -170,8 +175,11 @@ impl Accounts {
             .exec(self.db.as_ref())
             .await?;
         for id in session_ids {
-            self.bus
-                .broadcast(&super::session_socket_topic(id), "disconnect", serde_json::json!({}));
+            self.bus.broadcast(
+                &super::session_socket_topic(id),
+                "disconnect",
+                serde_json::json!({}),
+            );
         }
         Ok(())
     }

@@ -143,7 +143,9 @@ mod tests {
     #[test]
     fn a_token_verifies_with_its_own_key_only() {
         let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
-        let token = signer(b"k1").issue(user, Role::User, session, None).unwrap_or_default();
+        let token = signer(b"k1")
+            .issue(user, Role::User, session, None)
+            .unwrap_or_default();
         let claims = signer(b"k1").verify(&token);
         assert_eq!(claims.map(|c| (c.sub, c.sid)), Ok((user, session)));
         assert_eq!(signer(b"k2").verify(&token), Err(AuthFailure::InvalidToken));

@@ -39,7 +39,11 @@ impl Accounts {
     }
 
     /// Every account, oldest first; admins only.
-    pub async fn list_users(&self, actor: &Actor, page: &PageRequest) -> Result<Page<User>, DomainError> {
+    pub async fn list_users(
+        &self,
+        actor: &Actor,
+        page: &PageRequest,
+    ) -> Result<Page<User>, DomainError> {
         policy::manage_users(actor)?;
         let (cursor, limit) = page.parse()?;
         let mut query = user::Entity::find().order_by_asc(user::Column::Id);
@@ -124,7 +128,11 @@ impl Accounts {
             created_at: Set(at),
             updated_at: Set(at),
         };
-        match row.insert(self.db.as_ref()).await.map_err(DomainError::from) {
+        match row
+            .insert(self.db.as_ref())
+            .await
+            .map_err(DomainError::from)
+        {
             Ok(row) => Ok(row),
             // Someone took the name between the check and the insert.
             Err(DomainError::Conflict { .. }) => {
@@ -140,7 +148,12 @@ impl Accounts {
 
     async fn ensure_unique(&self, email: &str, username_key: &str) -> Result<(), DomainError> {
         let db = self.db.as_ref();
-        if user::Entity::find().filter(user::Column::Email.eq(email)).one(db).await?.is_some() {
+        if user::Entity::find()
+            .filter(user::Column::Email.eq(email))
+            .one(db)
+            .await?
+            .is_some()
+        {
             return Err(DomainError::Conflict {
                 field: "email",
                 message: "an account with this email already exists".to_owned(),

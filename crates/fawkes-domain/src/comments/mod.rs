@@ -90,10 +90,15 @@ impl Comments {
         }
         let rows = query.limit(limit + 1).all(self.db.as_ref()).await?;
         let authors = load_authors(self.db.as_ref(), rows.iter().map(|r| r.author_id)).await?;
-        Ok(Page::from_rows(rows, limit, |row| row.id, |row| {
-            let author = author_of(&authors, row.author_id);
-            Comment::new(row, author)
-        }))
+        Ok(Page::from_rows(
+            rows,
+            limit,
+            |row| row.id,
+            |row| {
+                let author = author_of(&authors, row.author_id);
+                Comment::new(row, author)
+            },
+        ))
     }
 
     /// `add_comment`: stores the comment, then broadcasts `new_comment`.
@@ -172,12 +177,12 @@ impl Comments {
 
     fn publish<T: Serialize>(&self, video_id: &str, event: &str, value: &T) {
         let payload = serde_json::to_value(value).unwrap_or_default();
-        self.bus.broadcast(&comments_topic(video_id), event, payload);
+        self.bus
+            .broadcast(&comments_topic(video_id), event, payload);
     }
 }
 
 fn check_video_id(video_id: &str) -> Result<(), DomainError> {
-    validate(&VideoId(video_id)).map_err(|_| {
-        DomainError::invalid("video_id", "1 to 64 letters, digits, `_` or `-`")
-    })
+    validate(&VideoId(video_id))
+        .map_err(|_| DomainError::invalid("video_id", "1 to 64 letters, digits, `_` or `-`"))
 }

@@ -7,7 +7,10 @@ use crate::{Actor, AuthFailure, DomainError};
 
 /// Anyone signed in reads comments.
 pub(super) fn read(actor: &Actor) -> Result<(), DomainError> {
-    actor.identity().map(|_| ()).ok_or(AuthFailure::Missing.into())
+    actor
+        .identity()
+        .map(|_| ())
+        .ok_or(AuthFailure::Missing.into())
 }
 
 /// Anyone signed in comments; returns the author.
@@ -29,6 +32,8 @@ pub(super) fn delete(actor: &Actor, comment: &comment::Model) -> Result<(), Doma
     if actor.is(comment.author_id) || actor.is_admin() {
         Ok(())
     } else {
-        Err(DomainError::Forbidden("only the author or an admin may delete a comment"))
+        Err(DomainError::Forbidden(
+            "only the author or an admin may delete a comment",
+        ))
     }
 }

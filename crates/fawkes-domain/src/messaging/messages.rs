@@ -30,10 +30,15 @@ impl Messaging {
         }
         let rows = query.limit(limit + 1).all(self.db.as_ref()).await?;
         let authors = load_authors(self.db.as_ref(), rows.iter().map(|r| r.author_id)).await?;
-        Ok(Page::from_rows(rows, limit, |row| row.id, |row| {
-            let author = author_of(&authors, row.author_id);
-            Message::new(row, author)
-        }))
+        Ok(Page::from_rows(
+            rows,
+            limit,
+            |row| row.id,
+            |row| {
+                let author = author_of(&authors, row.author_id);
+                Message::new(row, author)
+            },
+        ))
     }
 
     /// `post_message`: stores the message, then broadcasts `new_msg` to the room.
@@ -45,7 +50,9 @@ impl Messaging {
     ) -> Result<Message, DomainError> {
         validate(&input)?;
         let room = self.enter_room(actor, slug).await?;
-        let author_id = actor.user_id().ok_or(DomainError::Forbidden("messages need an author"))?;
+        let author_id = actor
+            .user_id()
+            .ok_or(DomainError::Forbidden("messages need an author"))?;
         let row = message::ActiveModel {
             id: Set(Uuid::now_v7()),
             room_id: Set(room.id),
@@ -123,12 +130,10 @@ impl Messaging {
             .one(db)
             .await?
             .ok_or(DomainError::NotFound("message"))?;
-        self.check_entry(actor, &room)
-            .await
-            .map_err(|e| match e {
-                DomainError::NotFound(_) => DomainError::NotFound("message"),
-                other => other,
-            })?;
+        self.check_entry(actor, &room).await.map_err(|e| match e {
+            DomainError::NotFound(_) => DomainError::NotFound("message"),
+            other => other,
+        })?;
         Ok((row, room))
     }
 

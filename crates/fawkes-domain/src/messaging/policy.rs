@@ -18,7 +18,11 @@ pub(super) fn create_room(actor: &Actor) -> Result<(), DomainError> {
 
 /// Public rooms are open to everyone signed in; a private room exists only for its members and
 /// admins. Reading and posting follow the same rule.
-pub(super) fn enter_room(actor: &Actor, room: &room::Model, is_member: bool) -> Result<(), DomainError> {
+pub(super) fn enter_room(
+    actor: &Actor,
+    room: &room::Model,
+    is_member: bool,
+) -> Result<(), DomainError> {
     signed_in(actor)?;
     if !room.is_private || is_member || actor.is_admin() {
         Ok(())
@@ -58,12 +62,18 @@ pub(super) fn add_member(actor: &Actor, room: &room::Model) -> Result<(), Domain
     if owns_room || actor.is_admin() {
         Ok(())
     } else {
-        Err(DomainError::Forbidden("only the room owner or an admin may add members"))
+        Err(DomainError::Forbidden(
+            "only the room owner or an admin may add members",
+        ))
     }
 }
 
 /// Members leave by themselves; the owner and admins remove others. The owner stays.
-pub(super) fn remove_member(actor: &Actor, room: &room::Model, user_id: Uuid) -> Result<(), DomainError> {
+pub(super) fn remove_member(
+    actor: &Actor,
+    room: &room::Model,
+    user_id: Uuid,
+) -> Result<(), DomainError> {
     if room.owner_id == Some(user_id) {
         return Err(DomainError::Forbidden("the owner cannot leave their room"));
     }

@@ -13,7 +13,11 @@ use crate::{Actor, DomainError, Page, PageRequest};
 
 impl Messaging {
     /// The rooms the actor can enter: every public room and the private ones they belong to.
-    pub async fn list_rooms(&self, actor: &Actor, page: &PageRequest) -> Result<Page<Room>, DomainError> {
+    pub async fn list_rooms(
+        &self,
+        actor: &Actor,
+        page: &PageRequest,
+    ) -> Result<Page<Room>, DomainError> {
         policy::create_room(actor)?;
         let (cursor, limit) = page.parse()?;
         let mut query = room::Entity::find().order_by_asc(room::Column::Id);
@@ -40,7 +44,9 @@ impl Messaging {
     pub async fn create_room(&self, actor: &Actor, input: NewRoom) -> Result<Room, DomainError> {
         validate(&input)?;
         policy::create_room(actor)?;
-        let owner = actor.user_id().ok_or(DomainError::Forbidden("rooms need an owner"))?;
+        let owner = actor
+            .user_id()
+            .ok_or(DomainError::Forbidden("rooms need an owner"))?;
         let taken = room::Entity::find()
             .filter(room::Column::Slug.eq(input.slug.as_str()))
             .one(self.db.as_ref())
@@ -86,7 +92,11 @@ impl Messaging {
     }
 
     /// The members of a room the actor can enter.
-    pub async fn list_members(&self, actor: &Actor, slug: &str) -> Result<Vec<Member>, DomainError> {
+    pub async fn list_members(
+        &self,
+        actor: &Actor,
+        slug: &str,
+    ) -> Result<Vec<Member>, DomainError> {
         let room = self.enter_room(actor, slug).await?;
         let rows = room_member::Entity::find()
             .filter(room_member::Column::RoomId.eq(room.id))
@@ -147,7 +157,12 @@ impl Messaging {
     }
 
     /// `remove_member`: a member leaves, or the owner or an admin removes them.
-    pub async fn remove_member(&self, actor: &Actor, slug: &str, user_id: Uuid) -> Result<(), DomainError> {
+    pub async fn remove_member(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        user_id: Uuid,
+    ) -> Result<(), DomainError> {
         let room = self.enter_room(actor, slug).await?;
         policy::remove_member(actor, &room, user_id)?;
         let removed = room_member::Entity::delete_many()
@@ -167,7 +182,11 @@ impl Messaging {
     }
 
     /// The room `slug`, after checking the actor may enter it.
-    pub(super) async fn enter_room(&self, actor: &Actor, slug: &str) -> Result<room::Model, DomainError> {
+    pub(super) async fn enter_room(
+        &self,
+        actor: &Actor,
+        slug: &str,
+    ) -> Result<room::Model, DomainError> {
         let room = room::Entity::find()
             .filter(room::Column::Slug.eq(slug))
             .one(self.db.as_ref())
@@ -177,7 +196,11 @@ impl Messaging {
         Ok(room)
     }
 
-    pub(super) async fn check_entry(&self, actor: &Actor, room: &room::Model) -> Result<(), DomainError> {
+    pub(super) async fn check_entry(
+        &self,
+        actor: &Actor,
+        room: &room::Model,
+    ) -> Result<(), DomainError> {
         let is_member = match actor.user_id() {
             Some(user_id) if room.is_private => self.membership(room.id, user_id).await?.is_some(),
             _ => false,
@@ -185,7 +208,11 @@ impl Messaging {
         policy::enter_room(actor, room, is_member)
     }
 
-    async fn membership(&self, room_id: Uuid, user_id: Uuid) -> Result<Option<room_member::Model>, DomainError> {
+    async fn membership(
+        &self,
+        room_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<Option<room_member::Model>, DomainError> {
         Ok(room_member::Entity::find_by_id((room_id, user_id))
             .one(self.db.as_ref())
             .await?)

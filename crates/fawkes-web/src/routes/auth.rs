@@ -60,6 +60,9 @@ async fn logout(State(state): State<AppState>, SignedIn(actor): SignedIn) -> Api
 /// The signed-in user's account.
 #[utoipa::path(get, path = "/me", tag = "users", security(("bearer" = [])),
     responses((status = 200, body = User), ReadErrors))]
-async fn me(State(state): State<AppState>, SignedIn(actor): SignedIn) -> ApiResult<axum::Json<User>> {
+async fn me(
+    State(state): State<AppState>,
+    SignedIn(actor): SignedIn,
+) -> ApiResult<axum::Json<User>> {
     Ok(axum::Json(state.domain.accounts.me(&actor).await?))
 }

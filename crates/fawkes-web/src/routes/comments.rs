@@ -26,7 +26,13 @@ async fn list_comments(
     Path(video_id): Path<String>,
     Query(page): Query<PageRequest>,
 ) -> ApiResult<axum::Json<Page<Comment>>> {
-    Ok(axum::Json(state.domain.comments.list_comments(&actor, &video_id, &page).await?))
+    Ok(axum::Json(
+        state
+            .domain
+            .comments
+            .list_comments(&actor, &video_id, &page)
+            .await?,
+    ))
 }
 
 /// Comment on a video; subscribers of `comments:{video_id}` receive it as `new_comment`.
@@ -39,7 +45,11 @@ async fn add_comment(
     Path(video_id): Path<String>,
     Json(input): Json<CommentContent>,
 ) -> ApiResult<(StatusCode, axum::Json<Comment>)> {
-    let comment = state.domain.comments.add_comment(&actor, &video_id, input).await?;
+    let comment = state
+        .domain
+        .comments
+        .add_comment(&actor, &video_id, input)
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(comment)))
 }
 
@@ -53,7 +63,13 @@ async fn edit_comment(
     Path(id): Path<Uuid>,
     Json(input): Json<CommentContent>,
 ) -> ApiResult<axum::Json<Comment>> {
-    Ok(axum::Json(state.domain.comments.edit_comment(&actor, id, input).await?))
+    Ok(axum::Json(
+        state
+            .domain
+            .comments
+            .edit_comment(&actor, id, input)
+            .await?,
+    ))
 }
 
 /// Delete a comment (author or admin).

@@ -22,7 +22,9 @@ async fn list_devices(
     State(state): State<AppState>,
     SignedIn(actor): SignedIn,
 ) -> ApiResult<axum::Json<Vec<Device>>> {
-    Ok(axum::Json(state.domain.accounts.list_devices(&actor).await?))
+    Ok(axum::Json(
+        state.domain.accounts.list_devices(&actor).await?,
+    ))
 }
 
 /// Sign a device out: its sessions end and its sockets disconnect.

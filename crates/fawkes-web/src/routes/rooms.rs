@@ -28,7 +28,9 @@ async fn list_rooms(
     SignedIn(actor): SignedIn,
     Query(page): Query<PageRequest>,
 ) -> ApiResult<axum::Json<Page<Room>>> {
-    Ok(axum::Json(state.domain.messaging.list_rooms(&actor, &page).await?))
+    Ok(axum::Json(
+        state.domain.messaging.list_rooms(&actor, &page).await?,
+    ))
 }
 
 /// Create a room; the creator owns it.
@@ -51,7 +53,9 @@ async fn get_room(
     SignedIn(actor): SignedIn,
     Path(slug): Path<String>,
 ) -> ApiResult<axum::Json<Room>> {
-    Ok(axum::Json(state.domain.messaging.get_room(&actor, &slug).await?))
+    Ok(axum::Json(
+        state.domain.messaging.get_room(&actor, &slug).await?,
+    ))
 }
 
 /// A room's members.
@@ -62,7 +66,9 @@ async fn list_members(
     SignedIn(actor): SignedIn,
     Path(slug): Path<String>,
 ) -> ApiResult<axum::Json<Vec<Member>>> {
-    Ok(axum::Json(state.domain.messaging.list_members(&actor, &slug).await?))
+    Ok(axum::Json(
+        state.domain.messaging.list_members(&actor, &slug).await?,
+    ))
 }
 
 /// Add a member (room owner or admin). 201 when added, 200 when they already were a member.
@@ -75,8 +81,16 @@ async fn add_member(
     Path(slug): Path<String>,
     Json(input): Json<AddMember>,
 ) -> ApiResult<(StatusCode, axum::Json<Member>)> {
-    let (member, added) = state.domain.messaging.add_member(&actor, &slug, input).await?;
-    let status = if added { StatusCode::CREATED } else { StatusCode::OK };
+    let (member, added) = state
+        .domain
+        .messaging
+        .add_member(&actor, &slug, input)
+        .await?;
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, axum::Json(member)))
 }
 
@@ -89,7 +103,11 @@ async fn remove_member(
     SignedIn(actor): SignedIn,
     Path((slug, user_id)): Path<(String, Uuid)>,
 ) -> ApiResult<StatusCode> {
-    state.domain.messaging.remove_member(&actor, &slug, user_id).await?;
+    state
+        .domain
+        .messaging
+        .remove_member(&actor, &slug, user_id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -103,7 +121,13 @@ async fn list_messages(
     Path(slug): Path<String>,
     Query(page): Query<PageRequest>,
 ) -> ApiResult<axum::Json<Page<Message>>> {
-    Ok(axum::Json(state.domain.messaging.list_messages(&actor, &slug, &page).await?))
+    Ok(axum::Json(
+        state
+            .domain
+            .messaging
+            .list_messages(&actor, &slug, &page)
+            .await?,
+    ))
 }
 
 /// Post a message; everyone in the room receives it as `new_msg`.
@@ -116,7 +140,11 @@ async fn post_message(
     Path(slug): Path<String>,
     Json(input): Json<MessageBody>,
 ) -> ApiResult<(StatusCode, axum::Json<Message>)> {
-    let message = state.domain.messaging.post_message(&actor, &slug, input).await?;
+    let message = state
+        .domain
+        .messaging
+        .post_message(&actor, &slug, input)
+        .await?;
     Ok((StatusCode::CREATED, axum::Json(message)))
 }
 
@@ -130,7 +158,13 @@ async fn edit_message(
     Path(id): Path<Uuid>,
     Json(input): Json<MessageBody>,
 ) -> ApiResult<axum::Json<Message>> {
-    Ok(axum::Json(state.domain.messaging.edit_message(&actor, id, input).await?))
+    Ok(axum::Json(
+        state
+            .domain
+            .messaging
+            .edit_message(&actor, id, input)
+            .await?,
+    ))
 }
 
 /// Delete a message (author, room owner or admin).

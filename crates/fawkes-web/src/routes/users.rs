@@ -24,7 +24,9 @@ async fn list_users(
     SignedIn(actor): SignedIn,
     Query(page): Query<PageRequest>,
 ) -> ApiResult<axum::Json<Page<User>>> {
-    Ok(axum::Json(state.domain.accounts.list_users(&actor, &page).await?))
+    Ok(axum::Json(
+        state.domain.accounts.list_users(&actor, &page).await?,
+    ))
 }
 
 /// Create an account with a chosen role (admins only).
@@ -59,5 +61,11 @@ async fn update_user(
     Path(id): Path<Uuid>,
     Json(change): Json<UpdateUser>,
 ) -> ApiResult<axum::Json<User>> {
-    Ok(axum::Json(state.domain.accounts.update_user(&actor, id, change).await?))
+    Ok(axum::Json(
+        state
+            .domain
+            .accounts
+            .update_user(&actor, id, change)
+            .await?,
+    ))
 }
