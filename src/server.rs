@@ -40,6 +40,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), ServerError> {
 /// A server ready to accept connections.
 pub struct Server {
     pub domain: Domain,
+    pub db: DatabaseConnection,
     router: axum::Router,
 }
 
@@ -60,10 +61,10 @@ impl Server {
         let domain = Domain::new(db.clone(), bus, config.auth_settings(secret));
         let state = AppState {
             domain: domain.clone(),
-            db,
+            db: db.clone(),
         };
         let router = fawkes_web::app(state, &config.http_settings());
-        Server { domain, router }
+        Server { domain, db, router }
     }
 
     /// Binds the configured address.

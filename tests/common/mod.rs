@@ -141,6 +141,8 @@ pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
     pub domain: Domain,
+    /// The server's own pool, for tests that take the database away.
+    pub db: sea_orm::DatabaseConnection,
     pub config: Config,
     shutdown: CancellationToken,
     _database: TestDatabase,
@@ -232,6 +234,7 @@ impl TestServer {
         adjust(&mut config);
         let server = Server::build(&config).await.expect("server builds");
         let domain = server.domain.clone();
+        let db = server.db.clone();
         let listener = Server::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
@@ -241,6 +244,7 @@ impl TestServer {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
             domain,
+            db,
             config,
             shutdown,
             _database: database,
