@@ -1,5 +1,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -50,6 +51,33 @@ impl PageRequest {
         }
         let cursor = self.cursor.as_deref().map(Cursor::decode).transpose()?;
         Ok((cursor, limit))
+    }
+}
+
+/// Orders `query` newest first (UUIDv7 ids) from after `cursor`, fetching one row more than
+/// `limit` so [`Page::from_rows`] can tell whether another page follows.
+pub(crate) fn newest_first<E: EntityTrait>(
+    query: Select<E>,
+    id: E::Column,
+    (cursor, limit): (Option<Cursor>, u64),
+) -> Select<E> {
+    let query = query.order_by_desc(id).limit(limit + 1);
+    match cursor {
+        Some(cursor) => query.filter(id.lt(cursor.0)),
+        None => query,
+    }
+}
+
+/// Like [`newest_first`], oldest first.
+pub(crate) fn oldest_first<E: EntityTrait>(
+    query: Select<E>,
+    id: E::Column,
+    (cursor, limit): (Option<Cursor>, u64),
+) -> Select<E> {
+    let query = query.order_by_asc(id).limit(limit + 1);
+    match cursor {
+        Some(cursor) => query.filter(id.gt(cursor.0)),
+        None => query,
     }
 }
 

@@ -13,6 +13,7 @@ mod m20261124_000005_rooms;
 mod m20261124_000006_room_members;
 mod m20261124_000007_messages;
 mod m20261124_000008_comments;
+mod m20261124_000009_comments_video_id_case;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000006_room_members::Migration),
             Box::new(m20261124_000007_messages::Migration),
             Box::new(m20261124_000008_comments::Migration),
+            Box::new(m20261124_000009_comments_video_id_case::Migration),
         ]
     }
 }

@@ -2,9 +2,10 @@
 
 use fawkes_data::entity::{session, user};
 use sea_orm::prelude::*;
-use sea_orm::{ActiveValue::Set, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, QuerySelect};
 
 use super::{Accounts, CreateUser, PublicUser, UpdateUser, User, policy};
+use crate::page::oldest_first;
 use crate::time::now;
 use crate::validation::validate;
 use crate::{Actor, DomainError, Page, PageRequest, Role};
@@ -46,11 +47,9 @@ impl Accounts {
     ) -> Result<Page<User>, DomainError> {
         policy::manage_users(actor)?;
         let (cursor, limit) = page.parse()?;
-        let mut query = user::Entity::find().order_by_asc(user::Column::Id);
-        if let Some(cursor) = cursor {
-            query = query.filter(user::Column::Id.gt(cursor.0));
-        }
-        let rows = query.limit(limit + 1).all(self.db.as_ref()).await?;
+        let rows = oldest_first(user::Entity::find(), user::Column::Id, (cursor, limit))
+            .all(self.db.as_ref())
+            .await?;
         Ok(Page::from_rows(rows, limit, |row| row.id, User::from))
     }
 

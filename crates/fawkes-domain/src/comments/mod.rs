@@ -8,11 +8,12 @@ use chrono::{DateTime, Utc};
 use fawkes_data::entity::comment;
 use fawkes_pubsub::PubSub;
 use garde::Validate;
+use sea_orm::ActiveValue::Set;
 use sea_orm::prelude::*;
-use sea_orm::{ActiveValue::Set, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 
 use crate::authors::{author_of, load_authors};
+use crate::page::newest_first;
 use crate::time::{now, to_datetime};
 use crate::validation::{not_blank, validate};
 use crate::{Actor, Author, DomainError, Page, PageRequest};
@@ -82,13 +83,10 @@ impl Comments {
         check_video_id(video_id)?;
         let (cursor, limit) = page.parse()?;
         policy::read(actor)?;
-        let mut query = comment::Entity::find()
-            .filter(comment::Column::VideoId.eq(video_id))
-            .order_by_desc(comment::Column::Id);
-        if let Some(cursor) = cursor {
-            query = query.filter(comment::Column::Id.lt(cursor.0));
-        }
-        let rows = query.limit(limit + 1).all(self.db.as_ref()).await?;
+        let on_video = comment::Entity::find().filter(comment::Column::VideoId.eq(video_id));
+        let rows = newest_first(on_video, comment::Column::Id, (cursor, limit))
+            .all(self.db.as_ref())
+            .await?;
         let authors = load_authors(self.db.as_ref(), rows.iter().map(|r| r.author_id)).await?;
         Ok(Page::from_rows(
             rows,

@@ -1,12 +1,13 @@
 //! Messages in rooms.
 
 use fawkes_data::entity::{message, room};
+use sea_orm::ActiveValue::Set;
 use sea_orm::prelude::*;
-use sea_orm::{ActiveValue::Set, QueryOrder, QuerySelect};
 
 use super::rooms::to_json;
 use super::{Message, MessageBody, Messaging, policy, room_topic};
 use crate::authors::{author_of, load_authors};
+use crate::page::newest_first;
 use crate::time::now;
 use crate::validation::validate;
 use crate::{Actor, DomainError, Page, PageRequest};
@@ -21,14 +22,12 @@ impl Messaging {
     ) -> Result<Page<Message>, DomainError> {
         let (cursor, limit) = page.parse()?;
         let room = self.enter_room(actor, slug).await?;
-        let mut query = message::Entity::find()
+        let live = message::Entity::find()
             .filter(message::Column::RoomId.eq(room.id))
-            .filter(message::Column::DeletedAt.is_null())
-            .order_by_desc(message::Column::Id);
-        if let Some(cursor) = cursor {
-            query = query.filter(message::Column::Id.lt(cursor.0));
-        }
-        let rows = query.limit(limit + 1).all(self.db.as_ref()).await?;
+            .filter(message::Column::DeletedAt.is_null());
+        let rows = newest_first(live, message::Column::Id, (cursor, limit))
+            .all(self.db.as_ref())
+            .await?;
         let authors = load_authors(self.db.as_ref(), rows.iter().map(|r| r.author_id)).await?;
         Ok(Page::from_rows(
             rows,

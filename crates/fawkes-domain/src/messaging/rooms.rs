@@ -6,6 +6,7 @@ use sea_orm::{ActiveValue::Set, Condition, QueryOrder, QuerySelect, QueryTrait};
 
 use super::{AddMember, Member, Messaging, NewRoom, Room, policy, room_topic};
 use crate::authors::{author_of, load_authors};
+use crate::page::oldest_first;
 use crate::store::begin_write;
 use crate::time::{now, to_datetime};
 use crate::validation::validate;
@@ -20,7 +21,7 @@ impl Messaging {
     ) -> Result<Page<Room>, DomainError> {
         policy::create_room(actor)?;
         let (cursor, limit) = page.parse()?;
-        let mut query = room::Entity::find().order_by_asc(room::Column::Id);
+        let mut query = room::Entity::find();
         if !actor.is_admin() {
             let member_of = room_member::Entity::find()
                 .select_only()
@@ -33,10 +34,9 @@ impl Messaging {
                     .add(room::Column::Id.in_subquery(member_of)),
             );
         }
-        if let Some(cursor) = cursor {
-            query = query.filter(room::Column::Id.gt(cursor.0));
-        }
-        let rows = query.limit(limit + 1).all(self.db.as_ref()).await?;
+        let rows = oldest_first(query, room::Column::Id, (cursor, limit))
+            .all(self.db.as_ref())
+            .await?;
         Ok(Page::from_rows(rows, limit, |row| row.id, Room::from))
     }
 
