@@ -1,35 +1,52 @@
-//! Topic-based publish/subscribe.
+//! Topic-based publish/subscribe for one node.
 //!
-//! Every state change in Fawkes ends in a broadcast on a topic such as `room:lobby`. Subscribers
-//! (channel sockets, live views) receive each message as one shared [`Broadcast`]; its payload is
-//! reference-counted so that one publish never copies the payload per subscriber.
+//! Every state change in Fawkes ends in a broadcast on a topic such as `room:lobby`. A
+//! subscriber attaches a [`Sink`] to a topic; a publish hands the same reference-counted
+//! [`Broadcast`] to every sink of the topic, synchronously and without copying the payload.
+//! Sinks must not block: the channel endpoint's sink, for one, only enqueues.
 //!
-//! This crate knows nothing of the app. Today it delivers within one node; the scale-out backends
-//! (PostgreSQL, Redis, NATS) plug in behind [`PubSub`] without changing its callers.
+//! This crate knows nothing of the app. The scale-out backends (PostgreSQL, Redis, NATS) plug in
+//! behind [`PubSub`] without changing its callers.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
-use tokio::sync::broadcast;
+use bytes::Bytes;
+use tokio::sync::mpsc;
 
-/// How many messages a slow subscriber may fall behind before it starts losing the oldest.
-const TOPIC_BUFFER: usize = 1024;
+/// What a broadcast carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    Json(serde_json::Value),
+    Binary(Bytes),
+}
 
 /// One published message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Broadcast {
     pub topic: Arc<str>,
     pub event: Arc<str>,
-    pub payload: Arc<serde_json::Value>,
+    pub payload: Payload,
+    /// The subscriber that published it with `broadcast_from`; it does not receive it back.
+    pub origin: Option<u64>,
 }
 
-/// A receiver of every message published on one topic from the moment it subscribed.
-pub type Subscription = broadcast::Receiver<Broadcast>;
+/// Receives the broadcasts of the topics it is attached to. Called on the publisher's task.
+pub trait Sink: Send + Sync + 'static {
+    fn deliver(&self, message: &Arc<Broadcast>);
+}
 
 /// The bus. Cheap to clone; all clones share the same topics.
 #[derive(Clone, Default)]
 pub struct PubSub {
-    topics: Arc<Mutex<HashMap<Arc<str>, broadcast::Sender<Broadcast>>>>,
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    topics: RwLock<HashMap<Arc<str>, Vec<(u64, Arc<dyn Sink>)>>>,
+    next_id: AtomicU64,
 }
 
 impl std::fmt::Debug for PubSub {
@@ -45,44 +62,123 @@ impl PubSub {
         Self::default()
     }
 
-    /// Subscribes to `topic`.
-    pub fn subscribe(&self, topic: &str) -> Subscription {
-        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(sender) = topics.get(topic) {
-            return sender.subscribe();
-        }
-        let (sender, receiver) = broadcast::channel(TOPIC_BUFFER);
-        topics.insert(Arc::from(topic), sender);
-        receiver
+    /// A fresh id, unique on this bus, for attachments and `broadcast_from` origins.
+    pub fn next_id(&self) -> u64 {
+        self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Publishes `event` with `payload` on `topic`; returns how many local subscribers got it.
-    pub fn broadcast(&self, topic: &str, event: &str, payload: serde_json::Value) -> usize {
-        let mut topics = self.topics.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(sender) = topics.get(topic) else {
-            return 0;
-        };
-        let message = Broadcast {
-            topic: Arc::from(topic),
-            event: Arc::from(event),
-            payload: Arc::new(payload),
-        };
-        match sender.send(message) {
-            Ok(delivered) => delivered,
-            Err(_) => {
-                // Every subscriber is gone: forget the topic so idle topics cost nothing.
+    /// Attaches `sink` to `topic`; returns the id that detaches it.
+    pub fn attach(&self, topic: &str, sink: Arc<dyn Sink>) -> u64 {
+        let id = self.next_id();
+        let mut topics = self
+            .inner
+            .topics
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        topics.entry(Arc::from(topic)).or_default().push((id, sink));
+        id
+    }
+
+    /// Detaches the sink attached as `id`; idle topics are forgotten.
+    pub fn detach(&self, topic: &str, id: u64) {
+        let mut topics = self
+            .inner
+            .topics
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(sinks) = topics.get_mut(topic) {
+            sinks.retain(|(sink_id, _)| *sink_id != id);
+            if sinks.is_empty() {
                 topics.remove(topic);
-                0
             }
         }
     }
 
-    /// How many topics have at least one subscriber (or had one since the last publish).
+    /// A queue of the topic's broadcasts, for consumers that want to await them. It holds up to
+    /// `capacity` messages; beyond that new ones are dropped (and logged) rather than growing memory.
+    pub fn subscribe(&self, topic: &str, capacity: usize) -> Subscription {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        let id = self.attach(topic, Arc::new(QueueSink { sender }));
+        Subscription {
+            receiver,
+            bus: self.clone(),
+            topic: Arc::from(topic),
+            id,
+        }
+    }
+
+    /// Publishes `event` with a JSON `payload` on `topic`; returns how many sinks got it.
+    pub fn broadcast(&self, topic: &str, event: &str, payload: serde_json::Value) -> usize {
+        self.publish(Broadcast {
+            topic: Arc::from(topic),
+            event: Arc::from(event),
+            payload: Payload::Json(payload),
+            origin: None,
+        })
+    }
+
+    /// Publishes a message to every sink of its topic.
+    pub fn publish(&self, message: Broadcast) -> usize {
+        let message = Arc::new(message);
+        let topics = self
+            .inner
+            .topics
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(sinks) = topics.get(&*message.topic) else {
+            return 0;
+        };
+        for (_, sink) in sinks {
+            sink.deliver(&message);
+        }
+        sinks.len()
+    }
+
+    /// How many topics have at least one sink.
     pub fn topic_count(&self) -> usize {
-        self.topics
-            .lock()
+        self.inner
+            .topics
+            .read()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
+    }
+}
+
+struct QueueSink {
+    sender: mpsc::Sender<Arc<Broadcast>>,
+}
+
+impl Sink for QueueSink {
+    fn deliver(&self, message: &Arc<Broadcast>) {
+        if self.sender.try_send(message.clone()).is_err() {
+            tracing::warn!(topic = %message.topic, "subscriber queue full or closed; broadcast dropped");
+        }
+    }
+}
+
+/// The receiving end of [`PubSub::subscribe`]; detaches when dropped.
+pub struct Subscription {
+    receiver: mpsc::Receiver<Arc<Broadcast>>,
+    bus: PubSub,
+    topic: Arc<str>,
+    id: u64,
+}
+
+impl Subscription {
+    /// The next broadcast; `None` only if the bus is gone.
+    pub async fn recv(&mut self) -> Option<Arc<Broadcast>> {
+        self.receiver.recv().await
+    }
+
+    /// A broadcast that has already arrived, if any.
+    pub fn try_recv(&mut self) -> Option<Arc<Broadcast>> {
+        self.receiver.try_recv().ok()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.bus.detach(&self.topic, self.id);
     }
 }
 
@@ -93,22 +189,35 @@ mod tests {
     #[tokio::test]
     async fn subscribers_of_a_topic_receive_its_broadcasts_only() {
         let bus = PubSub::new();
-        let mut lobby = bus.subscribe("room:lobby");
-        let mut other = bus.subscribe("room:other");
+        let mut lobby = bus.subscribe("room:lobby", 8);
+        let mut other = bus.subscribe("room:other", 8);
         assert_eq!(
             bus.broadcast("room:lobby", "new_msg", serde_json::json!({"body": "hi"})),
             1
         );
-        let got = lobby.recv().await.ok();
-        assert_eq!(got.map(|m| m.payload["body"].clone()), Some("hi".into()));
-        assert!(other.try_recv().is_err());
+        let got = lobby.recv().await.map(|m| m.payload.clone());
+        assert_eq!(got, Some(Payload::Json(serde_json::json!({"body": "hi"}))));
+        assert!(other.try_recv().is_none());
     }
 
     #[test]
-    fn a_topic_without_subscribers_is_dropped() {
+    fn dropping_the_last_subscription_forgets_the_topic() {
         let bus = PubSub::new();
-        drop(bus.subscribe("room:gone"));
+        drop(bus.subscribe("room:gone", 1));
         assert_eq!(bus.broadcast("room:gone", "e", serde_json::Value::Null), 0);
         assert_eq!(bus.topic_count(), 0);
+    }
+
+    #[test]
+    fn a_full_subscriber_loses_new_messages_instead_of_growing() {
+        let bus = PubSub::new();
+        let mut slow = bus.subscribe("t", 2);
+        for n in 0..5 {
+            bus.broadcast("t", "e", serde_json::json!(n));
+        }
+        let first = slow.try_recv().map(|m| m.payload.clone());
+        assert_eq!(first, Some(Payload::Json(serde_json::json!(0))));
+        assert!(slow.try_recv().is_some());
+        assert!(slow.try_recv().is_none());
     }
 }

@@ -1,0 +1,77 @@
+//! A Phoenix Channels server: the protocol that the official `phoenix` JavaScript client (and
+//! the Swift, Kotlin and Rust ones) speaks, over WebSocket and LongPoll.
+//!
+//! The crate knows nothing of the application. The app implements [`SocketHandler`] (who may
+//! connect, which topics exist) and one [`Channel`] per topic pattern; the crate runs the wire
+//! protocol (spec: `shared/specs/phoenix-channels.md`), the per-connection ordering and the
+//! fan-out of broadcasts from the bus.
+
+mod connection;
+mod context;
+mod disconnect;
+mod endpoint;
+mod handler;
+pub mod handshake;
+mod message;
+pub mod serializer;
+mod websocket;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+
+pub use context::{ChannelContext, ReplyHandle};
+pub use endpoint::{Endpoint, Stats};
+pub use handler::{Channel, ConnectRequest, HandleIn, HandleOut, Reply, SocketHandler, StopReason};
+pub use message::{Message, Payload};
+
+/// Limits and timeouts of a socket endpoint.
+#[derive(Debug, Clone)]
+pub struct SocketConfig {
+    /// A connection that sends nothing for this long is closed (the client heartbeats every 30 s).
+    pub idle_timeout: Duration,
+    /// Channels one connection may join at once.
+    pub max_channels: usize,
+    /// Largest accepted frame; a larger one closes the connection with 1009.
+    pub max_frame_bytes: usize,
+    /// Frames queued for a connection before it counts as a slow consumer and is dropped.
+    pub outbound_queue: usize,
+    /// Origins allowed to connect; empty allows any. A request without Origin is always allowed.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(60),
+            max_channels: 100,
+            max_frame_bytes: 1024 * 1024,
+            outbound_queue: 1024,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+pub(crate) struct SocketState<H> {
+    pub endpoint: Endpoint,
+    pub handler: Arc<H>,
+    pub config: SocketConfig,
+}
+
+/// The routes of one socket mount (nest it at e.g. `/socket`): `/websocket`.
+pub fn router<H: SocketHandler>(
+    endpoint: Endpoint,
+    handler: Arc<H>,
+    config: SocketConfig,
+) -> Router {
+    let state = Arc::new(SocketState {
+        endpoint,
+        handler,
+        config,
+    });
+    Router::new()
+        .route("/websocket", get(websocket::upgrade::<H>))
+        .with_state(state)
+}
