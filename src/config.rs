@@ -47,6 +47,37 @@ pub struct Config {
     pub auth: AuthConfig,
     pub http: HttpConfig,
     pub database: DatabaseConfig,
+    pub socket: SocketSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SocketSection {
+    /// Close a socket that sent nothing for this long (clients heartbeat every 30 s).
+    pub idle_timeout_secs: u64,
+    pub max_channels_per_connection: usize,
+    /// Larger frames close the connection with code 1009.
+    pub max_frame_bytes: usize,
+    /// Frames queued for one slow client before it is disconnected.
+    pub outbound_queue: usize,
+    /// Origins allowed to open sockets; empty allows any. Requests without Origin always pass.
+    pub allowed_origins: Vec<String>,
+    /// Let sockets without a token connect and read public rooms.
+    pub allow_guests: bool,
+}
+
+impl Default for SocketSection {
+    fn default() -> Self {
+        let defaults = fawkes_channels::SocketConfig::default();
+        Self {
+            idle_timeout_secs: defaults.idle_timeout.as_secs(),
+            max_channels_per_connection: defaults.max_channels,
+            max_frame_bytes: defaults.max_frame_bytes,
+            outbound_queue: defaults.outbound_queue,
+            allowed_origins: Vec::new(),
+            allow_guests: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -97,6 +128,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
+            socket: SocketSection::default(),
         }
     }
 }
@@ -208,6 +240,7 @@ impl Config {
                     .separator("__")
                     .list_separator(",")
                     .with_list_parse_key("cors_origins")
+                    .with_list_parse_key("socket.allowed_origins")
                     .try_parsing(true)
                     .ignore_empty(true)
                     .source(Some(fawkes_env.into_iter().collect())),
@@ -297,6 +330,14 @@ impl Config {
             cors_origins: self.cors_origins.clone(),
             body_limit: self.http.body_limit_bytes,
             request_timeout: Duration::from_secs(self.http.request_timeout_secs),
+            socket: fawkes_channels::SocketConfig {
+                idle_timeout: Duration::from_secs(self.socket.idle_timeout_secs),
+                max_channels: self.socket.max_channels_per_connection,
+                max_frame_bytes: self.socket.max_frame_bytes,
+                outbound_queue: self.socket.outbound_queue,
+                allowed_origins: self.socket.allowed_origins.clone(),
+            },
+            allow_guests: self.socket.allow_guests,
         }
     }
 

@@ -41,6 +41,7 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), ServerError> {
 pub struct Server {
     pub domain: Domain,
     pub db: DatabaseConnection,
+    pub endpoint: fawkes_channels::Endpoint,
     router: axum::Router,
 }
 
@@ -58,13 +59,20 @@ impl Server {
     /// Builds the application over an open, migrated database.
     pub fn with_database(config: &Config, db: DatabaseConnection, secret: Vec<u8>) -> Server {
         let bus = PubSub::new();
+        let endpoint = fawkes_channels::Endpoint::new(bus.clone());
         let domain = Domain::new(db.clone(), bus, config.auth_settings(secret));
         let state = AppState {
             domain: domain.clone(),
             db: db.clone(),
+            endpoint: endpoint.clone(),
         };
         let router = fawkes_web::app(state, &config.http_settings());
-        Server { domain, db, router }
+        Server {
+            domain,
+            db,
+            endpoint,
+            router,
+        }
     }
 
     /// Binds the configured address.

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod socket;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use fawkes::Config;
@@ -143,6 +145,8 @@ pub struct TestServer {
     pub domain: Domain,
     /// The server's own pool, for tests that take the database away.
     pub db: sea_orm::DatabaseConnection,
+    /// The server's channel endpoint.
+    pub endpoint: fawkes_channels::Endpoint,
     pub config: Config,
     shutdown: CancellationToken,
     _database: TestDatabase,
@@ -235,6 +239,7 @@ impl TestServer {
         let server = Server::build(&config).await.expect("server builds");
         let domain = server.domain.clone();
         let db = server.db.clone();
+        let endpoint = server.endpoint.clone();
         let listener = Server::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
@@ -245,10 +250,24 @@ impl TestServer {
             client: reqwest::Client::new(),
             domain,
             db,
+            endpoint,
             config,
             shutdown,
             _database: database,
         })
+    }
+
+    /// The bus the server's channels listen on.
+    pub fn endpoint_bus(&self) -> fawkes_pubsub::PubSub {
+        self.endpoint.bus().clone()
+    }
+
+    /// How many connections were dropped as slow consumers.
+    pub fn slow_consumer_disconnects(&self) -> u64 {
+        self.endpoint
+            .stats()
+            .slow_consumer_disconnects
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Sends a request; `body` as JSON when given.

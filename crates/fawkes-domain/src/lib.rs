@@ -15,6 +15,7 @@ mod authors;
 pub mod comments;
 mod error;
 pub mod messaging;
+pub mod notifications;
 mod page;
 mod store;
 mod time;

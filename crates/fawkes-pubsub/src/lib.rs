@@ -43,9 +43,12 @@ pub struct PubSub {
     inner: Arc<Inner>,
 }
 
+/// The sinks of one topic, with the ids that detach them.
+type Sinks = Vec<(u64, Arc<dyn Sink>)>;
+
 #[derive(Default)]
 struct Inner {
-    topics: RwLock<HashMap<Arc<str>, Vec<(u64, Arc<dyn Sink>)>>>,
+    topics: RwLock<HashMap<Arc<str>, Sinks>>,
     next_id: AtomicU64,
 }
 

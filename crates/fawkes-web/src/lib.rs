@@ -1,6 +1,7 @@
 //! The HTTP face of Fawkes: the REST API v1, its OpenAPI document and docs page, health and
 //! readiness. Handlers are thin: each calls one domain action.
 
+mod channels;
 mod error;
 mod extract;
 mod health;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub domain: Domain,
     /// For the readiness probe only; everything else goes through the domain.
     pub db: DatabaseConnection,
+    /// The channel endpoint behind `/socket`.
+    pub endpoint: fawkes_channels::Endpoint,
 }
 
 /// The HTTP settings from configuration.
@@ -33,15 +36,28 @@ pub struct HttpSettings {
     pub body_limit: usize,
     /// Longest a request may take before it is answered with 408.
     pub request_timeout: Duration,
+    /// Limits of the socket endpoint.
+    pub socket: fawkes_channels::SocketConfig,
+    /// Whether sockets without a token may connect (and read public rooms).
+    pub allow_guests: bool,
 }
 
 /// The whole HTTP application.
 pub fn app(state: AppState, settings: &HttpSettings) -> Router {
     let (api, openapi) = documented_routes().split_for_parts();
+    let sockets = fawkes_channels::router(
+        state.endpoint.clone(),
+        std::sync::Arc::new(channels::AppSocket {
+            domain: state.domain.clone(),
+            allow_guests: settings.allow_guests,
+        }),
+        settings.socket.clone(),
+    );
     let router = Router::new()
         .merge(api)
         .merge(openapi::docs(openapi))
-        .with_state(state);
+        .with_state(state)
+        .nest("/socket", sockets);
     layers::apply(router, settings)
 }
 

@@ -99,6 +99,12 @@ impl Comments {
         ))
     }
 
+    /// Whether the actor may follow a video's comments live.
+    pub fn watch(&self, actor: &Actor, video_id: &str) -> Result<(), DomainError> {
+        check_video_id(video_id)?;
+        policy::read(actor)
+    }
+
     /// `add_comment`: stores the comment, then broadcasts `new_comment`.
     pub async fn add_comment(
         &self,

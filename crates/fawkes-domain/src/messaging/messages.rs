@@ -7,10 +7,10 @@ use sea_orm::prelude::*;
 use super::rooms::to_json;
 use super::{Message, MessageBody, Messaging, policy, room_topic};
 use crate::authors::{author_of, load_authors};
-use crate::page::newest_first;
+use crate::page::{newest_first, oldest_first};
 use crate::time::now;
 use crate::validation::validate;
-use crate::{Actor, DomainError, Page, PageRequest};
+use crate::{Actor, Cursor, DomainError, Page, PageRequest};
 
 impl Messaging {
     /// A room's messages, newest first; deleted ones are left out.
@@ -40,6 +40,35 @@ impl Messaging {
         ))
     }
 
+    /// The messages stored after `last_seen` (oldest first, at most `limit`), for a client that
+    /// reconnects; the flag says whether more were left out.
+    pub async fn messages_since(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        last_seen: Uuid,
+        limit: u64,
+    ) -> Result<(Vec<Message>, bool), DomainError> {
+        let room = self.enter_room(actor, slug).await?;
+        let live = message::Entity::find()
+            .filter(message::Column::RoomId.eq(room.id))
+            .filter(message::Column::DeletedAt.is_null());
+        let rows = oldest_first(live, message::Column::Id, (Some(Cursor(last_seen)), limit))
+            .all(self.db.as_ref())
+            .await?;
+        let authors = load_authors(self.db.as_ref(), rows.iter().map(|r| r.author_id)).await?;
+        let page = Page::from_rows(
+            rows,
+            limit,
+            |row| row.id,
+            |row| {
+                let author = author_of(&authors, row.author_id);
+                Message::new(row, author)
+            },
+        );
+        Ok((page.items, page.next_cursor.is_some()))
+    }
+
     /// `post_message`: stores the message, then broadcasts `new_msg` to the room.
     pub async fn post_message(
         &self,
@@ -48,10 +77,8 @@ impl Messaging {
         input: MessageBody,
     ) -> Result<Message, DomainError> {
         validate(&input)?;
+        let author_id = policy::post_message(actor)?;
         let room = self.enter_room(actor, slug).await?;
-        let author_id = actor
-            .user_id()
-            .ok_or(DomainError::Forbidden("messages need an author"))?;
         let row = message::ActiveModel {
             id: Set(Uuid::now_v7()),
             room_id: Set(room.id),

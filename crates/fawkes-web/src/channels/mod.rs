@@ -1,0 +1,129 @@
+//! The app's channels on the socket endpoint (`/socket`). Like the REST handlers they only
+//! translate: each client event calls one domain action, whose broadcast reaches every
+//! subscriber of the topic however the change was made.
+
+mod comments;
+mod notification;
+mod room;
+
+use async_trait::async_trait;
+use fawkes_channels::{Channel, ConnectRequest, Payload, Reply, SocketHandler};
+use fawkes_domain::accounts::{session_socket_topic, user_socket_topic};
+use fawkes_domain::{Actor, Domain, DomainError};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// Who is on the other end of a socket.
+#[derive(Debug, Clone)]
+pub struct SocketIdentity {
+    pub actor: Actor,
+    /// Shown with `typing` events; `None` for guests.
+    pub username: Option<String>,
+}
+
+/// Accepts sockets whose `token` param (or `authToken`) is a valid access token; guests only
+/// when configured.
+pub struct AppSocket {
+    pub domain: Domain,
+    pub allow_guests: bool,
+}
+
+#[async_trait]
+impl SocketHandler for AppSocket {
+    type Assigns = SocketIdentity;
+
+    async fn connect(&self, request: &ConnectRequest) -> Option<SocketIdentity> {
+        let token = request
+            .auth_token
+            .as_deref()
+            .or(request.params.get("token").map(String::as_str));
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return self.allow_guests.then_some(SocketIdentity {
+                actor: Actor::Anonymous,
+                username: None,
+            });
+        };
+        let actor = self.domain.accounts.authenticate(token).await.ok()?;
+        let username = self
+            .domain
+            .accounts
+            .me(&actor)
+            .await
+            .ok()
+            .map(|user| user.username);
+        Some(SocketIdentity { actor, username })
+    }
+
+    fn socket_ids(&self, identity: &SocketIdentity) -> Vec<String> {
+        match identity.actor.identity() {
+            Some(user) => vec![
+                user_socket_topic(user.user_id),
+                session_socket_topic(user.session_id),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    fn channel(&self, topic: &str) -> Option<Box<dyn Channel<SocketIdentity>>> {
+        let (namespace, rest) = topic.split_once(':')?;
+        let domain = self.domain.clone();
+        match namespace {
+            "room" => Some(Box::new(room::RoomChannel::new(domain, rest))),
+            "comments" => Some(Box::new(comments::CommentsChannel::new(domain, rest))),
+            "notification" => Some(Box::new(notification::NotificationChannel::new(rest))),
+            _ => None,
+        }
+    }
+}
+
+/// The error reply for a refused action: `{"reason": …}` plus details where there are some.
+fn error_reply(error: DomainError) -> Reply {
+    let payload = match error {
+        DomainError::Validation(fields) => {
+            json!({ "reason": "validation_failed", "details": fields })
+        }
+        DomainError::Unauthenticated(_) | DomainError::Forbidden(_) => {
+            json!({ "reason": "unauthorized" })
+        }
+        DomainError::NotFound(what) => {
+            json!({ "reason": "not_found", "message": format!("{what} not found") })
+        }
+        DomainError::Conflict { field, message } => {
+            json!({ "reason": "conflict", "details": { field: [message] } })
+        }
+        DomainError::Unavailable(_) => json!({ "reason": "unavailable" }),
+        DomainError::Internal(detail) => {
+            tracing::error!(error = %detail, "internal error in a channel");
+            json!({ "reason": "internal_error" })
+        }
+    };
+    Reply::error(payload)
+}
+
+/// A join is refused with `unauthorized` whether the topic is forbidden or does not exist, so
+/// joins reveal nothing about private rooms.
+fn join_refusal(error: DomainError) -> serde_json::Value {
+    match error {
+        DomainError::Validation(fields) => {
+            json!({ "reason": "validation_failed", "details": fields })
+        }
+        DomainError::Unavailable(_) => json!({ "reason": "unavailable" }),
+        _ => json!({ "reason": "unauthorized" }),
+    }
+}
+
+/// A client event's JSON payload as `T`, or the `validation_failed` reply.
+fn parse<T: DeserializeOwned>(payload: Payload) -> Result<T, Reply> {
+    let Payload::Json(value) = payload else {
+        return Err(Reply::reason("invalid_payload"));
+    };
+    serde_json::from_value(value).map_err(|e| {
+        Reply::error(
+            json!({ "reason": "validation_failed", "details": { "payload": [e.to_string()] } }),
+        )
+    })
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
