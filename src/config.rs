@@ -64,6 +64,8 @@ pub struct SocketSection {
     pub allowed_origins: Vec<String>,
     /// Let sockets without a token connect and read public rooms.
     pub allow_guests: bool,
+    /// How long a LongPoll GET is held open waiting for frames.
+    pub longpoll_window_secs: u64,
 }
 
 impl Default for SocketSection {
@@ -76,6 +78,7 @@ impl Default for SocketSection {
             outbound_queue: defaults.outbound_queue,
             allowed_origins: Vec::new(),
             allow_guests: false,
+            longpoll_window_secs: defaults.longpoll_window.as_secs(),
         }
     }
 }
@@ -336,6 +339,7 @@ impl Config {
                 max_frame_bytes: self.socket.max_frame_bytes,
                 outbound_queue: self.socket.outbound_queue,
                 allowed_origins: self.socket.allowed_origins.clone(),
+                longpoll_window: Duration::from_secs(self.socket.longpoll_window_secs),
             },
             allow_guests: self.socket.allow_guests,
         }

@@ -11,7 +11,9 @@ mod context;
 mod disconnect;
 mod endpoint;
 mod handler;
+
 pub mod handshake;
+mod longpoll;
 mod message;
 pub mod serializer;
 mod websocket;
@@ -20,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{any, get};
 
 pub use context::{ChannelContext, ReplyHandle};
 pub use endpoint::{Endpoint, Stats};
@@ -40,6 +42,8 @@ pub struct SocketConfig {
     pub outbound_queue: usize,
     /// Origins allowed to connect; empty allows any. A request without Origin is always allowed.
     pub allowed_origins: Vec<String>,
+    /// How long a LongPoll GET waits for frames; a session without GETs for 1.5 windows ends.
+    pub longpoll_window: Duration,
 }
 
 impl Default for SocketConfig {
@@ -50,6 +54,7 @@ impl Default for SocketConfig {
             max_frame_bytes: 1024 * 1024,
             outbound_queue: 1024,
             allowed_origins: Vec::new(),
+            longpoll_window: Duration::from_secs(10),
         }
     }
 }
@@ -58,9 +63,10 @@ pub(crate) struct SocketState<H> {
     pub endpoint: Endpoint,
     pub handler: Arc<H>,
     pub config: SocketConfig,
+    pub sessions: longpoll::Sessions,
 }
 
-/// The routes of one socket mount (nest it at e.g. `/socket`): `/websocket`.
+/// The routes of one socket mount (nest it at e.g. `/socket`): `/websocket` and `/longpoll`.
 pub fn router<H: SocketHandler>(
     endpoint: Endpoint,
     handler: Arc<H>,
@@ -70,8 +76,10 @@ pub fn router<H: SocketHandler>(
         endpoint,
         handler,
         config,
+        sessions: longpoll::Sessions::default(),
     });
     Router::new()
         .route("/websocket", get(websocket::upgrade::<H>))
+        .route("/longpoll", any(longpoll::handle::<H>))
         .with_state(state)
 }

@@ -25,14 +25,7 @@ use crate::error::ApiError;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub(crate) fn apply(router: Router, settings: &HttpSettings) -> Router {
-    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
-        let request_id = request
-            .headers()
-            .get(&REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
-    });
+    let trace = TraceLayer::new_for_http().make_span_with(span);
     let stack = ServiceBuilder::new()
         .layer(SetSensitiveHeadersLayer::new([
             header::AUTHORIZATION,
@@ -55,6 +48,31 @@ pub(crate) fn apply(router: Router, settings: &HttpSettings) -> Router {
     router
         .fallback(|| async { ApiError::for_status(StatusCode::NOT_FOUND) })
         .layer(stack)
+}
+
+/// The socket mount gets request ids and tracing only.
+pub(crate) fn sockets(router: Router) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetSensitiveHeadersLayer::new([
+                header::AUTHORIZATION,
+                header::COOKIE,
+                header::SEC_WEBSOCKET_PROTOCOL,
+            ]))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(TraceLayer::new_for_http().make_span_with(span))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+    )
+}
+
+/// One span per request, carrying its request id so every log line of the request has it.
+fn span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

@@ -56,9 +56,10 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
     let router = Router::new()
         .merge(api)
         .merge(openapi::docs(openapi))
-        .with_state(state)
-        .nest("/socket", sockets);
-    layers::apply(router, settings)
+        .with_state(state);
+    // Sockets answer in their own protocol (LongPoll sets its own CORS headers and always
+    // answers 200), so the API's CORS, timeout and envelope layers stay off them.
+    layers::apply(router, settings).nest("/socket", layers::sockets(sockets))
 }
 
 /// The OpenAPI document, for `fawkes openapi`.
