@@ -32,7 +32,13 @@ async fn the_official_phoenix_client_works_unchanged() {
         .await
         .expect("sqlite always runs");
     let run = tokio::process::Command::new("node")
-        .args(["--test", "--test-concurrency=1", "--test-timeout=30000", "--test-reporter=spec", "phoenix.test.mjs"])
+        .args([
+            "--test",
+            "--test-concurrency=1",
+            "--test-timeout=30000",
+            "--test-reporter=spec",
+            "phoenix.test.mjs",
+        ])
         .current_dir(&dir)
         .env("FAWKES_URL", &server.base)
         .stdout(Stdio::piped())
@@ -44,7 +50,14 @@ async fn the_official_phoenix_client_works_unchanged() {
         .await
         .expect("the conformance suite finishes")
         .expect("node runs");
-    let report = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     println!("{report}");
-    assert!(output.status.success(), "the phoenix.js conformance suite failed:\n{report}");
+    assert!(
+        output.status.success(),
+        "the phoenix.js conformance suite failed:\n{report}"
+    );
 }
