@@ -48,6 +48,19 @@ pub struct Config {
     pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub socket: SocketSection,
+    /// Published namespaces that services push to over `POST /api/v1/broadcast`
+    /// (`notification:*` is always one).
+    pub topics: Vec<TopicConfig>,
+}
+
+/// One published namespace.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    /// `name:*`
+    pub pattern: String,
+    /// `anyone`, `authenticated`, `owner` (a topic segment equals the user id) or `role:<role>`.
+    pub join: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,6 +145,10 @@ impl Default for Config {
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
             socket: SocketSection::default(),
+            topics: vec![TopicConfig {
+                pattern: "transaction:*".to_owned(),
+                join: "owner".to_owned(),
+            }],
         }
     }
 }
@@ -194,6 +211,11 @@ pub enum ConfigError {
     },
     #[error("unsupported pub/sub backend {0:?}: this version supports `local`")]
     PubSub(String),
+    #[error(
+        "invalid topic namespace {pattern:?} (join {join:?}): the pattern is `name:*`, join is \
+         anyone, authenticated, owner or role:<admin|user|affiliate>"
+    )]
+    Topic { pattern: String, join: String },
 }
 
 /// Values given on the command line; they win over everything else.
@@ -270,6 +292,7 @@ impl Config {
         if config.pubsub != "local" {
             return Err(ConfigError::PubSub(config.pubsub));
         }
+        config.topic_rules()?;
         Ok(config)
     }
 
@@ -316,6 +339,21 @@ impl Config {
         }
         shown.database_url = fawkes_data::connect::redact_url(&shown.database_url);
         toml::to_string_pretty(&shown).unwrap_or_default()
+    }
+
+    /// The published namespaces, checked.
+    pub fn topic_rules(&self) -> Result<Vec<fawkes_domain::publishing::TopicRule>, ConfigError> {
+        self.topics
+            .iter()
+            .map(|t| {
+                fawkes_domain::publishing::TopicRule::new(&t.pattern, &t.join).ok_or_else(|| {
+                    ConfigError::Topic {
+                        pattern: t.pattern.clone(),
+                        join: t.join.clone(),
+                    }
+                })
+            })
+            .collect()
     }
 
     pub fn auth_settings(&self, secret: Vec<u8>) -> fawkes_domain::accounts::AuthSettings {

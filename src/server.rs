@@ -58,9 +58,11 @@ impl Server {
 
     /// Builds the application over an open, migrated database.
     pub fn with_database(config: &Config, db: DatabaseConnection, secret: Vec<u8>) -> Server {
+        // Checked when the configuration was loaded.
+        let topics = config.topic_rules().unwrap_or_default();
         let bus = PubSub::new();
         let endpoint = fawkes_channels::Endpoint::new(bus.clone());
-        let domain = Domain::new(db.clone(), bus, config.auth_settings(secret));
+        let domain = Domain::new(db.clone(), bus, config.auth_settings(secret), topics);
         let state = AppState {
             domain: domain.clone(),
             db: db.clone(),

@@ -158,6 +158,10 @@ async fn the_openapi_document_covers_every_route_with_errors(s: TestServer) {
         ("post", "/api/v1/videos/{video_id}/comments"),
         ("patch", "/api/v1/comments/{id}"),
         ("delete", "/api/v1/comments/{id}"),
+        ("post", "/api/v1/broadcast"),
+        ("get", "/api/v1/api-keys"),
+        ("post", "/api/v1/api-keys"),
+        ("delete", "/api/v1/api-keys/{id}"),
         ("get", "/health"),
         ("get", "/ready"),
     ];

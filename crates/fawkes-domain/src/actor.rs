@@ -48,6 +48,36 @@ pub struct Identity {
     pub device_id: Option<Uuid>,
 }
 
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Publish events to topics through `POST /api/v1/broadcast`.
+    Publish,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Publish => "publish",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "publish" => Some(Scope::Publish),
+            _ => None,
+        }
+    }
+}
+
+/// A backend service, authenticated by an API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub key_id: Uuid,
+    pub scopes: Vec<Scope>,
+}
+
 /// Who is performing an action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
@@ -57,6 +87,8 @@ pub enum Actor {
     User(Identity),
     /// The operator at the command line (`fawkes user create`); may do what an admin may.
     System,
+    /// A backend service with an API key: may do what its scopes say, nothing else.
+    Service(Service),
 }
 
 impl Actor {
@@ -75,7 +107,15 @@ impl Actor {
         match self {
             Actor::System => true,
             Actor::User(identity) => identity.role == Role::Admin,
-            Actor::Anonymous => false,
+            Actor::Anonymous | Actor::Service(_) => false,
+        }
+    }
+
+    /// True for admins and for services holding `scope`.
+    pub fn may(&self, scope: Scope) -> bool {
+        match self {
+            Actor::Service(service) => service.scopes.contains(&scope),
+            other => other.is_admin(),
         }
     }
 

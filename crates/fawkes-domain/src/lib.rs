@@ -15,15 +15,15 @@ mod authors;
 pub mod comments;
 mod error;
 pub mod messaging;
-pub mod notifications;
 mod page;
+pub mod publishing;
 mod store;
 mod time;
 mod validation;
 
 use std::sync::Arc;
 
-pub use actor::{Actor, Identity, Role};
+pub use actor::{Actor, Identity, Role, Scope, Service};
 pub use authors::Author;
 pub use error::{AuthFailure, DomainError, FieldErrors};
 pub use page::{Cursor, Page, PageRequest};
@@ -38,15 +38,22 @@ pub struct Domain {
     pub accounts: accounts::Accounts,
     pub messaging: messaging::Messaging,
     pub comments: comments::Comments,
+    pub publishing: publishing::Publishing,
 }
 
 impl Domain {
-    pub fn new(db: DatabaseConnection, bus: PubSub, auth: accounts::AuthSettings) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        bus: PubSub,
+        auth: accounts::AuthSettings,
+        topics: Vec<publishing::TopicRule>,
+    ) -> Self {
         let db = Arc::new(db);
         Self {
             accounts: accounts::Accounts::new(db.clone(), bus.clone(), auth),
             messaging: messaging::Messaging::new(db.clone(), bus.clone()),
-            comments: comments::Comments::new(db, bus),
+            comments: comments::Comments::new(db, bus.clone()),
+            publishing: publishing::Publishing::new(bus, topics),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! SeaORM models, one module per table.
 
+pub mod api_key;
 pub mod comment;
 pub mod message;
 pub mod refresh_token;

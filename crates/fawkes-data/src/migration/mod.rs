@@ -14,6 +14,8 @@ mod m20261124_000006_room_members;
 mod m20261124_000007_messages;
 mod m20261124_000008_comments;
 mod m20261124_000009_comments_video_id_case;
+mod m20261124_000010_user_devices_device_id_case;
+mod m20261124_000011_api_keys;
 
 pub struct Migrator;
 
@@ -30,6 +32,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000007_messages::Migration),
             Box::new(m20261124_000008_comments::Migration),
             Box::new(m20261124_000009_comments_video_id_case::Migration),
+            Box::new(m20261124_000010_user_devices_device_id_case::Migration),
+            Box::new(m20261124_000011_api_keys::Migration),
         ]
     }
 }

@@ -1,5 +1,6 @@
 //! Accounts: users, devices and login sessions.
 
+mod api_keys;
 mod devices;
 mod password;
 mod policy;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use fawkes_pubsub::PubSub;
 use sea_orm::DatabaseConnection;
 
+pub use api_keys::{API_KEY_PREFIX, ApiKey, CreatedApiKey, NewApiKey};
 pub use password::PasswordHasher;
 pub use tokens::{AccessClaims, TokenSigner};
 pub use views::{

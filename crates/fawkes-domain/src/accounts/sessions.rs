@@ -4,7 +4,7 @@ use fawkes_data::entity::{refresh_token, session, user, user_device};
 use sea_orm::prelude::*;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, TransactionTrait};
 
-use super::tokens::{new_refresh_token, refresh_token_hash};
+use super::tokens::{new_refresh_token, secret_hash};
 use super::users::normalize_email;
 use super::{Accounts, AuthTokens, LoginInput, RefreshInput, RegisterInput, User, policy};
 use crate::store::begin_write;
@@ -67,7 +67,7 @@ impl Accounts {
     /// a used one means it was copied, so the whole session is revoked.
     pub async fn refresh(&self, input: RefreshInput) -> Result<AuthTokens, DomainError> {
         validate(&input)?;
-        let hash = refresh_token_hash(&input.refresh_token);
+        let hash = secret_hash(&input.refresh_token);
         let db = self.db.as_ref();
         let token = refresh_token::Entity::find()
             .filter(refresh_token::Column::TokenHash.eq(hash))
@@ -133,6 +133,9 @@ impl Accounts {
     /// Establishes who holds `access_token`. Besides the signature and expiry, the session must
     /// still be open and the account active, and the role is the one stored now.
     pub async fn authenticate(&self, access_token: &str) -> Result<Actor, DomainError> {
+        if access_token.starts_with(super::API_KEY_PREFIX) {
+            return self.authenticate_api_key(access_token).await;
+        }
         let claims = self.tokens.verify(access_token)?;
         let db = self.db.as_ref();
         let session = session::Entity::find_by_id(claims.sid)
@@ -267,7 +270,7 @@ async fn insert_refresh_token(
     refresh_token::ActiveModel {
         id: Set(Uuid::now_v7()),
         session_id: Set(session_id),
-        token_hash: Set(refresh_token_hash(&token)),
+        token_hash: Set(secret_hash(&token)),
         created_at: Set(at),
         expires_at: Set(expires_at),
         used_at: Set(None),

@@ -116,8 +116,9 @@ pub(super) fn new_refresh_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// What is stored of a refresh token: its SHA-256, hex. A stolen database yields no tokens.
-pub(super) fn refresh_token_hash(token: &str) -> String {
+/// What is stored of a refresh token or API key: its SHA-256, hex. A stolen database yields no
+/// credentials.
+pub(super) fn secret_hash(token: &str) -> String {
     Sha256::digest(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -155,7 +156,7 @@ mod tests {
     fn refresh_tokens_are_random_and_hashed() {
         let (a, b) = (new_refresh_token(), new_refresh_token());
         assert_ne!(a, b);
-        assert_eq!(refresh_token_hash(&a).len(), 64);
-        assert_ne!(refresh_token_hash(&a), refresh_token_hash(&b));
+        assert_eq!(secret_hash(&a).len(), 64);
+        assert_ne!(secret_hash(&a), secret_hash(&b));
     }
 }

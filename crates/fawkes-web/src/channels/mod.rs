@@ -3,7 +3,7 @@
 //! subscriber of the topic however the change was made.
 
 mod comments;
-mod notification;
+mod published;
 mod room;
 
 use async_trait::async_trait;
@@ -70,7 +70,9 @@ impl SocketHandler for AppSocket {
         match namespace {
             "room" => Some(Box::new(room::RoomChannel::new(domain, rest))),
             "comments" => Some(Box::new(comments::CommentsChannel::new(domain, rest))),
-            "notification" => Some(Box::new(notification::NotificationChannel::new(rest))),
+            _ if domain.publishing.rule_for(topic).is_some() => {
+                Some(Box::new(published::PublishedChannel::new(domain)))
+            }
             _ => None,
         }
     }

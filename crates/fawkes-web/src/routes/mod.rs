@@ -4,6 +4,7 @@
 mod auth;
 mod comments;
 mod devices;
+mod publishing;
 mod rooms;
 mod users;
 
@@ -19,4 +20,5 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(devices::routes())
         .merge(rooms::routes())
         .merge(comments::routes())
+        .merge(publishing::routes())
 }
