@@ -251,10 +251,17 @@ impl Config {
             Some(path) => config::File::from(path).required(true),
             None => config::File::with_name("fawkes.toml").required(false),
         };
+        // Only variables naming a configuration key count: others that share the prefix (the
+        // test suite's FAWKES_TEST_*, say) are not configuration and must not be refused as such.
+        let known = known_keys();
         let fawkes_env: HashMap<String, String> = sources
             .env
             .iter()
-            .filter(|(key, _)| key.starts_with("FAWKES_"))
+            .filter(|(key, _)| {
+                key.strip_prefix("FAWKES_")
+                    .map(|rest| rest.split("__").next().unwrap_or_default().to_lowercase())
+                    .is_some_and(|top| known.contains(&top))
+            })
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect();
         let mut config: Config = config::Config::builder()
@@ -392,6 +399,18 @@ impl Config {
     }
 }
 
+/// The top-level configuration keys.
+fn known_keys() -> Vec<String> {
+    match serde_json::to_value(Config::default()) {
+        Ok(serde_json::Value::Object(map)) => map
+            .keys()
+            .cloned()
+            .chain(["secret_key".to_owned()])
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Writes a file only its owner can read.
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
@@ -445,6 +464,7 @@ mod tests {
             ("FAWKES_AUTH__ACCESS_TOKEN_TTL_SECS", "120"),
             ("FAWKES_CORS_ORIGINS", "https://a.example,https://b.example"),
             ("DATABASE_URL", "postgres://u:p@h/db"),
+            ("FAWKES_TEST_POSTGRES_URL", "not configuration"),
         ];
         let config = load(&env, Some(&file), Overrides::default())?;
         assert_eq!(config.bind, "0.0.0.0:2");

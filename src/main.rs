@@ -129,6 +129,11 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {
+    // Every socket is a file: take all the open files the system allows this process.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let server = Server::build(config).await?;
     let listener = Server::bind(&config.bind).await?;
     let addr = listener.local_addr().context("reading the bound address")?;

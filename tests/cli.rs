@@ -144,11 +144,19 @@ fn serve_starts_on_sqlite_and_answers_health() {
         .expect("fawkes starts");
     let stderr = child.stderr.take().expect("stderr");
     // The server logs when it listens; wait for that line rather than for a fixed time.
-    let listening = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .find(|line| line.contains("fawkes listening"));
-    assert!(listening.is_some(), "the server never reported listening");
+    let mut seen = Vec::new();
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        let listening = line.contains("fawkes listening");
+        seen.push(line);
+        if listening {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.contains("fawkes listening")),
+        "the server never reported listening:\n{}",
+        seen.join("\n")
+    );
     let health = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).and_then(
         |mut stream| {
             use std::io::{Read, Write};

@@ -1,0 +1,54 @@
+//! The server's memory and CPU, from /proc, so the load client's own cost never counts.
+
+use anyhow::Context;
+
+pub struct ProcStats {
+    pid: u32,
+    ticks_per_second: f64,
+}
+
+pub struct Sample {
+    pub rss_bytes: u64,
+    pub cpu_seconds: f64,
+}
+
+impl ProcStats {
+    pub fn new(pid: u32) -> Self {
+        // USER_HZ is 100 on every Linux this runs on.
+        Self {
+            pid,
+            ticks_per_second: 100.0,
+        }
+    }
+
+    pub fn sample(&self) -> anyhow::Result<Sample> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .context("reading the server's /proc status")?;
+        let rss_kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .context("no VmRSS")?;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
+        // Fields after the command name (which may contain spaces) start after the last ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15 of stat; 12 and 13 counting from after ')'.
+        let cpu_seconds = (ticks(11) + ticks(12)) / self.ticks_per_second;
+        Ok(Sample {
+            rss_bytes: rss_kib * 1024,
+            cpu_seconds,
+        })
+    }
+}
