@@ -29,6 +29,11 @@ async function register(prefix = "u") {
   return { username, password, token: body.access_token, user: body.user };
 }
 
+/** An admin's access token: FAWKES_ADMIN_LOGIN / FAWKES_ADMIN_PASSWORD name one the runner created. */
+async function adminToken() {
+  return login({ username: process.env.FAWKES_ADMIN_LOGIN, password: process.env.FAWKES_ADMIN_PASSWORD });
+}
+
 async function login(account) {
   const { status, body } = await api("POST", "/auth/login", null, { login: account.username, password: account.password });
   assert.equal(status, 200, JSON.stringify(body));
@@ -281,6 +286,24 @@ test("binary pushes go out as binary frames and get a reply", async () => {
   assert.ok(ws.sent.some((frame) => typeof frame !== "string"), "the client sent a binary frame");
   assert.equal(reply.status, "error");
   assert.deepEqual(reply.response, { reason: "invalid_payload" });
+  socket.disconnect();
+});
+
+test("a binary broadcast reaches channel.on as an ArrayBuffer", async () => {
+  const account = await register();
+  const admin = await adminToken();
+  const socket = newSocket({ params: { token: account.token } });
+  await connected(socket);
+  const topic = `notification:${account.user.id}`;
+  const channel = socket.channel(topic, {});
+  await join(channel);
+  const blobs = [];
+  channel.on("blob", (payload) => blobs.push(payload));
+  const published = await api("POST", "/broadcast", admin, { topic, event: "blob", payload_base64: Buffer.from([1, 2, 3, 250]).toString("base64") });
+  assert.equal(published.status, 202, JSON.stringify(published.body));
+  await waitFor(() => blobs.length === 1, 5000, "the binary broadcast");
+  assert.ok(blobs[0] instanceof ArrayBuffer);
+  assert.deepEqual([...new Uint8Array(blobs[0])], [1, 2, 3, 250]);
   socket.disconnect();
 });
 

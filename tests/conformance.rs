@@ -31,6 +31,10 @@ async fn the_official_phoenix_client_works_unchanged() {
     let server = TestServer::start_with(Backend::Sqlite, |c| c.socket.longpoll_window_secs = 2)
         .await
         .expect("sqlite always runs");
+    // The suite publishes binary broadcasts, which takes an admin.
+    server
+        .user_with_role("conformance-admin", fawkes_domain::Role::Admin)
+        .await;
     let run = tokio::process::Command::new("node")
         .args([
             "--test",
@@ -41,6 +45,11 @@ async fn the_official_phoenix_client_works_unchanged() {
         ])
         .current_dir(&dir)
         .env("FAWKES_URL", &server.base)
+        .env("FAWKES_ADMIN_LOGIN", "conformance-admin")
+        .env(
+            "FAWKES_ADMIN_PASSWORD",
+            common::password_of("conformance-admin"),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)

@@ -164,7 +164,14 @@ async fn publishing_is_refused_outside_the_rules(s: TestServer) {
             "payload",
         ),
     ];
-    for (body, field) in cases {
+    let more: [(Value, &str); 2] = [
+        (json!({"topic": topic, "event": "e"}), "payload"),
+        (
+            json!({"topic": topic, "event": "e", "payload_base64": "***"}),
+            "payload_base64",
+        ),
+    ];
+    for (body, field) in cases.into_iter().chain(more) {
         let reply = s
             .post("/api/v1/broadcast", Some(&admin.access_token), body)
             .await;
@@ -177,7 +184,29 @@ async fn publishing_is_refused_outside_the_rules(s: TestServer) {
     }
 }
 
+async fn binary_payloads_arrive_as_binary_frames(s: TestServer) {
+    let admin = s.user_with_role("root", Role::Admin).await;
+    let ada = s.register("ada").await;
+    let topic = format!("notification:{}", ada.user_id);
+    let mut socket = s.socket(&ada.access_token).await;
+    assert_eq!(socket.join(&topic, "1", json!({})).await[4]["status"], "ok");
+    let body = json!({"topic": topic, "event": "blob", "payload_base64": "3q2+7w=="});
+    s.post("/api/v1/broadcast", Some(&admin.access_token), body)
+        .await
+        .expect(202);
+    // Kind 2 (broadcast), topic length, event length, topic, event, then the raw bytes.
+    let mut expected = vec![2u8, topic.len() as u8, 4];
+    expected.extend_from_slice(topic.as_bytes());
+    expected.extend_from_slice(b"blob");
+    expected.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    assert_eq!(
+        socket.next().await,
+        common::socket::Received::Binary(expected)
+    );
+}
+
 on_every_database!(
+    binary_payloads_arrive_as_binary_frames,
     api_keys_are_admin_managed_and_shown_once,
     a_service_publishes_to_the_owner_of_a_transaction_topic,
     notifications_reach_only_their_user,

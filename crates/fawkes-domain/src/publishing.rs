@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use fawkes_pubsub::PubSub;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use fawkes_pubsub::{Broadcast, Payload, PubSub};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
 
@@ -72,10 +74,14 @@ pub struct PublishInput {
     #[garde(length(min = 1, max = 64), pattern(r"^[A-Za-z0-9_.:-]+$"))]
     #[schema(example = "status_changed")]
     pub event: String,
-    /// A JSON object, at most 64 KiB.
+    /// A JSON object, at most 64 KiB. Give this or `payload_base64`.
     #[garde(skip)]
-    #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<serde_json::Value>,
+    /// Raw bytes (standard base64, at most 64 KiB decoded), delivered to WebSocket clients as a
+    /// binary frame (an `ArrayBuffer` in phoenix.js).
+    #[garde(skip)]
+    pub payload_base64: Option<String>,
 }
 
 /// What was published.
@@ -169,14 +175,39 @@ impl Publishing {
         if input.event.starts_with("phx_") || input.event == "disconnect" {
             return Err(DomainError::invalid("event", "reserved by the protocol"));
         }
-        if !input.payload.is_object() {
-            return Err(DomainError::invalid("payload", "must be a JSON object"));
-        }
-        if input.payload.to_string().len() > MAX_PAYLOAD_BYTES {
-            return Err(DomainError::invalid("payload", "must be at most 64 KiB"));
-        }
-        self.bus
-            .broadcast(&input.topic, &input.event, input.payload);
+        let payload = match (input.payload, input.payload_base64) {
+            (Some(value), None) if !value.is_object() => {
+                return Err(DomainError::invalid("payload", "must be a JSON object"));
+            }
+            (Some(value), None) if value.to_string().len() > MAX_PAYLOAD_BYTES => {
+                return Err(DomainError::invalid("payload", "must be at most 64 KiB"));
+            }
+            (Some(value), None) => Payload::Json(value),
+            (None, Some(encoded)) => {
+                let bytes = STANDARD.decode(encoded.trim()).map_err(|_| {
+                    DomainError::invalid("payload_base64", "must be standard base64")
+                })?;
+                if bytes.len() > MAX_PAYLOAD_BYTES {
+                    return Err(DomainError::invalid(
+                        "payload_base64",
+                        "must be at most 64 KiB",
+                    ));
+                }
+                Payload::Binary(bytes.into())
+            }
+            _ => {
+                return Err(DomainError::invalid(
+                    "payload",
+                    "give either payload or payload_base64",
+                ));
+            }
+        };
+        self.bus.publish(Broadcast {
+            topic: Arc::from(input.topic.as_str()),
+            event: Arc::from(input.event.as_str()),
+            payload,
+            origin: None,
+        });
         Ok(Published {
             topic: input.topic,
             event: input.event,
