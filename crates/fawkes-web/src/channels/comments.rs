@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{SocketIdentity, error_reply, join_refusal, parse, to_json};
+use super::{SocketIdentity, join_refusal, respond};
 
 pub(super) struct CommentsChannel {
     domain: Domain,
@@ -57,39 +57,32 @@ impl Channel<SocketIdentity> for CommentsChannel {
     ) -> HandleIn {
         let comments = &self.domain.comments;
         let actor = &ctx.assigns().actor;
-        let outcome = match event {
-            "new_comment" => match parse::<CommentContent>(payload) {
-                Ok(input) => comments
-                    .add_comment(actor, &self.video_id, input)
-                    .await
-                    .map(|c| to_json(&c)),
-                Err(reply) => return HandleIn::Reply(reply),
-            },
-            "edit_comment" => match parse::<EditComment>(payload) {
-                Ok(edit) => comments
-                    .edit_comment(
-                        actor,
-                        edit.id,
-                        CommentContent {
-                            content: edit.content,
-                        },
-                    )
-                    .await
-                    .map(|c| to_json(&c)),
-                Err(reply) => return HandleIn::Reply(reply),
-            },
-            "delete_comment" => match parse::<CommentRef>(payload) {
-                Ok(target) => comments
-                    .delete_comment(actor, target.id)
-                    .await
-                    .map(|()| json!({})),
-                Err(reply) => return HandleIn::Reply(reply),
-            },
-            _ => return HandleIn::Reply(Reply::reason("unknown_event")),
-        };
-        HandleIn::Reply(match outcome {
-            Ok(response) => Reply::ok(response),
-            Err(error) => error_reply(error),
-        })
+        match event {
+            "new_comment" => {
+                respond(payload, |input: CommentContent| {
+                    comments.add_comment(actor, &self.video_id, input)
+                })
+                .await
+            }
+            "edit_comment" => {
+                respond(payload, |edit: EditComment| {
+                    let content = CommentContent {
+                        content: edit.content,
+                    };
+                    comments.edit_comment(actor, edit.id, content)
+                })
+                .await
+            }
+            "delete_comment" => {
+                respond(payload, |target: CommentRef| async move {
+                    comments
+                        .delete_comment(actor, target.id)
+                        .await
+                        .map(|()| json!({}))
+                })
+                .await
+            }
+            _ => HandleIn::Reply(Reply::reason("unknown_event")),
+        }
     }
 }

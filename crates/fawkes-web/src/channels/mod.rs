@@ -7,7 +7,7 @@ mod published;
 mod room;
 
 use async_trait::async_trait;
-use fawkes_channels::{Channel, ConnectRequest, Payload, Reply, SocketHandler};
+use fawkes_channels::{Channel, ConnectRequest, HandleIn, Payload, Reply, SocketHandler};
 use fawkes_domain::accounts::{session_socket_topic, user_socket_topic};
 use fawkes_domain::{Actor, Domain, DomainError};
 use serde::de::DeserializeOwned;
@@ -112,6 +112,24 @@ fn join_refusal(error: DomainError) -> serde_json::Value {
         DomainError::Unavailable(_) => json!({ "reason": "unavailable" }),
         _ => json!({ "reason": "unauthorized" }),
     }
+}
+
+/// Answers a client event: parses its payload as `T`, runs the domain action with it and turns
+/// the outcome into the `ok` or `error` reply.
+async fn respond<T, R, F>(payload: Payload, action: impl FnOnce(T) -> F) -> HandleIn
+where
+    T: DeserializeOwned,
+    R: serde::Serialize,
+    F: std::future::Future<Output = Result<R, DomainError>>,
+{
+    let reply = match parse::<T>(payload) {
+        Ok(input) => match action(input).await {
+            Ok(response) => Reply::ok(to_json(&response)),
+            Err(error) => error_reply(error),
+        },
+        Err(reply) => reply,
+    };
+    HandleIn::Reply(reply)
 }
 
 /// A client event's JSON payload as `T`, or the `validation_failed` reply.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{SocketIdentity, error_reply, join_refusal, parse, to_json};
+use super::{SocketIdentity, join_refusal, respond, to_json};
 
 /// At most this many missed messages come with a rejoin; `truncated` says when there were more.
 const CATCH_UP_LIMIT: u64 = 100;
@@ -82,41 +82,37 @@ impl Channel<SocketIdentity> for RoomChannel {
     ) -> HandleIn {
         let messaging = &self.domain.messaging;
         let actor = &ctx.assigns().actor;
-        let outcome = match event {
-            "new_msg" => match parse::<MessageBody>(payload) {
-                Ok(input) => messaging
-                    .post_message(actor, &self.slug, input)
-                    .await
-                    .map(|m| to_json(&m)),
-                Err(reply) => return HandleIn::Reply(reply),
-            },
-            "edit_msg" => match parse::<EditMessage>(payload) {
-                Ok(edit) => messaging
-                    .edit_message(actor, edit.id, MessageBody { body: edit.body })
-                    .await
-                    .map(|m| to_json(&m)),
-                Err(reply) => return HandleIn::Reply(reply),
-            },
-            "delete_msg" => match parse::<MessageRef>(payload) {
-                Ok(target) => messaging
-                    .delete_message(actor, target.id)
-                    .await
-                    .map(|()| json!({})),
-                Err(reply) => return HandleIn::Reply(reply),
-            },
+        match event {
+            "new_msg" => {
+                respond(payload, |input: MessageBody| {
+                    messaging.post_message(actor, &self.slug, input)
+                })
+                .await
+            }
+            "edit_msg" => {
+                respond(payload, |edit: EditMessage| {
+                    messaging.edit_message(actor, edit.id, MessageBody { body: edit.body })
+                })
+                .await
+            }
+            "delete_msg" => {
+                respond(payload, |target: MessageRef| async move {
+                    messaging
+                        .delete_message(actor, target.id)
+                        .await
+                        .map(|()| json!({}))
+                })
+                .await
+            }
             "typing" => {
                 let Some(user_id) = actor.user_id() else {
                     return HandleIn::Reply(Reply::reason("unauthorized"));
                 };
                 let user = json!({ "id": user_id, "username": ctx.assigns().username });
                 ctx.broadcast_from("typing", json!({ "user": user }));
-                return HandleIn::NoReply;
+                HandleIn::NoReply
             }
-            _ => return HandleIn::Reply(Reply::reason("unknown_event")),
-        };
-        HandleIn::Reply(match outcome {
-            Ok(response) => Reply::ok(response),
-            Err(error) => error_reply(error),
-        })
+            _ => HandleIn::Reply(Reply::reason("unknown_event")),
+        }
     }
 }
