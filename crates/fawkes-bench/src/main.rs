@@ -26,7 +26,7 @@ struct Cli {
     url: String,
     /// The server's process id, to read its memory and CPU from /proc.
     #[arg(long, global = true)]
-    server_pid: u32,
+    server_pid: Option<u32>,
     /// Joined connections to open.
     #[arg(long, default_value_t = 1000, global = true)]
     connections: usize,
@@ -66,7 +66,10 @@ async fn main() -> anyhow::Result<()> {
             cli.connections
         );
     }
-    let server = ProcStats::new(cli.server_pid);
+    let Some(server_pid) = cli.server_pid else {
+        bail!("--server-pid is required: the server's memory and CPU are read from /proc");
+    };
+    let server = ProcStats::new(server_pid);
     let http = reqwest::Client::new();
     let token = client::sign_up(&http, &cli.url).await?;
     let before = server.sample()?;

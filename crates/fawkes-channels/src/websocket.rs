@@ -45,7 +45,7 @@ pub(crate) async fn upgrade<H: SocketHandler>(
     let config = &state.config;
     ws.protocols(["phoenix"])
         // tungstenite reserves its read buffer up front (128 KiB by default): per-connection memory.
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(512)
         .write_buffer_size(16 * 1024)
         .max_message_size(config.max_frame_bytes)
         .max_frame_size(config.max_frame_bytes)
