@@ -669,3 +669,40 @@ async fn a_slow_consumer_is_dropped_without_holding_up_others() {
     );
     let _ = slow.closed().await;
 }
+
+#[tokio::test]
+async fn guests_read_public_rooms_only_when_allowed() {
+    let Some(s) = TestServer::start_with(Backend::Sqlite, |c| c.socket.allow_guests = true).await
+    else {
+        return;
+    };
+    let owner = s.register("owner").await;
+    let room = json!({"slug": "members-only", "name": "Members", "is_private": true});
+    s.post("/api/v1/rooms", Some(&owner.access_token), room)
+        .await
+        .expect(201);
+    let mut guest = s
+        .socket_with("vsn=2.0.0", &[])
+        .await
+        .expect("guests may connect");
+    let (status, _) = reply_of(&guest.join("room:lobby", "1", json!({})).await, "1");
+    assert_eq!(status, "ok");
+    guest
+        .send(json!(["1", "2", "room:lobby", "new_msg", {"body": "hi"}]))
+        .await;
+    assert_eq!(
+        reply_of(&guest.next_json().await, "2"),
+        ("error".to_owned(), json!({"reason": "unauthorized"}))
+    );
+    let (status, _) = reply_of(&guest.join("room:members-only", "3", json!({})).await, "3");
+    assert_eq!(status, "error");
+    // What members post, guests see.
+    s.post(
+        "/api/v1/rooms/lobby/messages",
+        Some(&owner.access_token),
+        json!({"body": "welcome"}),
+    )
+    .await
+    .expect(201);
+    assert_eq!(guest.next_json().await[4]["body"], "welcome");
+}
