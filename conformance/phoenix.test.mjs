@@ -3,7 +3,7 @@
 
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { Socket, LongPoll } from "phoenix";
+import { Socket, LongPoll, Presence } from "phoenix";
 import WebSocket from "ws";
 
 const base = process.env.FAWKES_URL;
@@ -370,6 +370,65 @@ test("catch-up: a rejoin with last_seen_id gets the messages missed while away",
   const caughtUp = replies[1].messages.map((m) => m.id);
   assert.deepEqual(caughtUp.filter((id) => missed.includes(id)), missed);
   assert.equal(replies[1].truncated, false);
+  socket.disconnect();
+});
+
+test("Presence: onJoin, onLeave, onSync and list() follow the room, tab by tab", async () => {
+  const ada = await register("ada");
+  const bob = await register("bob");
+  const slug = unique("pres").toLowerCase();
+  assert.equal((await api("POST", "/rooms", ada.token, { slug, name: "Presence room" })).status, 201);
+  const topic = `room:${slug}`;
+
+  const a = newSocket({ params: { token: ada.token } });
+  await connected(a);
+  const channel = a.channel(topic, {});
+  const presence = new Presence(channel);
+  const joins = [];
+  const leaves = [];
+  let syncs = 0;
+  presence.onJoin((id, current, added) => joins.push([id, current, added]));
+  presence.onLeave((id, current, left) => leaves.push([id, current, left]));
+  presence.onSync(() => { syncs += 1; });
+  await join(channel);
+  await waitFor(() => syncs >= 1 && presence.list().length === 1, 5000, "ada's own presence");
+  const metaCount = (id) => (presence.list((key, { metas }) => [key, metas.length]).find(([key]) => key === id) || [id, 0])[1];
+
+  const tab1 = newSocket({ params: { token: bob.token } });
+  const tab2 = newSocket({ params: { token: bob.token } });
+  await connected(tab1);
+  await join(tab1.channel(topic, {}));
+  await waitFor(() => metaCount(bob.user.id) === 1, 5000, "bob's first tab");
+  assert.ok(joins.some(([id, current]) => id === bob.user.id && current === undefined), "onJoin for a new user gets no current presence");
+  await connected(tab2);
+  await join(tab2.channel(topic, {}));
+  await waitFor(() => metaCount(bob.user.id) === 2, 5000, "bob's second tab");
+  assert.equal(presence.list().length, 2, "two users");
+
+  tab2.disconnect();
+  await waitFor(() => metaCount(bob.user.id) === 1, 5000, "closing a tab removes only its meta");
+  assert.ok(leaves.some(([id, current]) => id === bob.user.id && current.metas.length === 1));
+  tab1.disconnect();
+  await waitFor(() => metaCount(bob.user.id) === 0 && presence.list().length === 1, 5000, "bob gone");
+  a.disconnect();
+});
+
+test("Presence state is sent again after a rejoin, so onSync keeps firing", async () => {
+  const account = await register();
+  let token = account.token;
+  const socket = newSocket({ params: () => ({ token }) });
+  await connected(socket);
+  const channel = socket.channel("room:lobby", {});
+  const presence = new Presence(channel);
+  let syncs = 0;
+  presence.onSync(() => { syncs += 1; });
+  await join(channel);
+  await waitFor(() => syncs >= 1, 5000, "first sync");
+  const before = syncs;
+  const oldToken = token;
+  token = await login(account);
+  await fetch(`${base}/api/v1/auth/logout`, { method: "POST", headers: { authorization: `Bearer ${oldToken}` } });
+  await waitFor(() => syncs > before && presence.list().some(({ metas }) => metas.length > 0), 10000, "a sync after the rejoin");
   socket.disconnect();
 });
 

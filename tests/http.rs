@@ -150,6 +150,7 @@ async fn the_openapi_document_covers_every_route_with_errors(s: TestServer) {
         ("get", "/api/v1/rooms/{slug}/members"),
         ("post", "/api/v1/rooms/{slug}/members"),
         ("delete", "/api/v1/rooms/{slug}/members/{user_id}"),
+        ("get", "/api/v1/rooms/{slug}/presence"),
         ("get", "/api/v1/rooms/{slug}/messages"),
         ("post", "/api/v1/rooms/{slug}/messages"),
         ("patch", "/api/v1/messages/{id}"),

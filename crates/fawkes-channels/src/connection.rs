@@ -181,6 +181,9 @@ impl<H: SocketHandler> Connection<H> {
                     &Reply::ok(response),
                 );
                 self.endpoint.release(topic, channel_id);
+                let after = AssertUnwindSafe(channel.after_join(&mut ctx))
+                    .catch_unwind()
+                    .await;
                 self.channels.insert(
                     topic.to_owned(),
                     Joined {
@@ -189,6 +192,10 @@ impl<H: SocketHandler> Connection<H> {
                         ctx,
                     },
                 );
+                if after.is_err() {
+                    tracing::error!(topic, "channel after_join panicked");
+                    self.crash(topic).await;
+                }
             }
             // R5
             Ok(Err(response)) => {

@@ -31,6 +31,11 @@ impl<A> ChannelContext<A> {
         &self.topic
     }
 
+    /// This joined channel's id, unique on the bus: what presence entries belong to.
+    pub fn id(&self) -> u64 {
+        self.channel_id
+    }
+
     /// The bus, for subscriptions of the channel's own.
     pub fn bus(&self) -> &PubSub {
         self.endpoint.bus()

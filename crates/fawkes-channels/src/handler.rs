@@ -106,6 +106,10 @@ pub trait Channel<A: Send + Sync + 'static>: Send + 'static {
     async fn join(&mut self, payload: Payload, ctx: &mut ChannelContext<A>)
     -> Result<Value, Value>;
 
+    /// Runs once the join reply has been queued: the place to push initial state (such as
+    /// `presence_state`) that must reach the client after the join's `ok`.
+    async fn after_join(&mut self, _ctx: &mut ChannelContext<A>) {}
+
     /// A client event on the joined topic.
     async fn handle_in(
         &mut self,

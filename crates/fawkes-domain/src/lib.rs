@@ -39,6 +39,8 @@ pub struct Domain {
     pub messaging: messaging::Messaging,
     pub comments: comments::Comments,
     pub publishing: publishing::Publishing,
+    /// Who is on which topic (rooms track their members' connections).
+    pub presence: fawkes_presence::Tracker,
 }
 
 impl Domain {
@@ -49,11 +51,13 @@ impl Domain {
         topics: Vec<publishing::TopicRule>,
     ) -> Self {
         let db = Arc::new(db);
+        let presence = fawkes_presence::Tracker::new(bus.clone());
         Self {
             accounts: accounts::Accounts::new(db.clone(), bus.clone(), auth),
-            messaging: messaging::Messaging::new(db.clone(), bus.clone()),
+            messaging: messaging::Messaging::new(db.clone(), bus.clone(), presence.clone()),
             comments: comments::Comments::new(db, bus.clone()),
             publishing: publishing::Publishing::new(bus, topics),
+            presence,
         }
     }
 }

@@ -17,11 +17,16 @@ pub use views::{AddMember, Member, Message, MessageBody, NewRoom, Room};
 pub struct Messaging {
     db: Arc<DatabaseConnection>,
     bus: PubSub,
+    presence: fawkes_presence::Tracker,
 }
 
 impl Messaging {
-    pub fn new(db: Arc<DatabaseConnection>, bus: PubSub) -> Self {
-        Self { db, bus }
+    pub fn new(
+        db: Arc<DatabaseConnection>,
+        bus: PubSub,
+        presence: fawkes_presence::Tracker,
+    ) -> Self {
+        Self { db, bus, presence }
     }
 }
 

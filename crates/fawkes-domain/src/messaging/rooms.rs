@@ -91,6 +91,16 @@ impl Messaging {
         self.enter_room(actor, slug).await.map(Room::from)
     }
 
+    /// Who is in the room now: `{user_id: {metas: [...]}}`, one meta per connection.
+    pub async fn room_presence(
+        &self,
+        actor: &Actor,
+        slug: &str,
+    ) -> Result<serde_json::Value, DomainError> {
+        let room = self.enter_room(actor, slug).await?;
+        Ok(self.presence.list(&room_topic(&room.slug)))
+    }
+
     /// The members of a room the actor can enter.
     pub async fn list_members(
         &self,

@@ -1,14 +1,15 @@
 //! `room:{slug}`: live messages of a room.
 
 use async_trait::async_trait;
-use fawkes_channels::{Channel, ChannelContext, HandleIn, Payload, Reply};
+use fawkes_channels::{Channel, ChannelContext, HandleIn, Payload, Reply, StopReason};
 use fawkes_domain::Domain;
 use fawkes_domain::messaging::MessageBody;
+use fawkes_presence::STATE_EVENT as PRESENCE_STATE;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{SocketIdentity, join_refusal, respond, to_json};
+use super::{SocketIdentity, join_refusal, parse, respond, to_json};
 
 /// At most this many missed messages come with a rejoin; `truncated` says when there were more.
 const CATCH_UP_LIMIT: u64 = 100;
@@ -37,6 +38,12 @@ struct JoinParams {
 struct EditMessage {
     id: Uuid,
     body: String,
+}
+
+#[derive(Deserialize)]
+struct PresenceUpdate {
+    /// What others see next to the user: `online`, `away`, `busy`, …
+    status: String,
 }
 
 #[derive(Deserialize)]
@@ -74,6 +81,28 @@ impl Channel<SocketIdentity> for RoomChannel {
         Ok(reply)
     }
 
+    /// Tracks this connection in the room's presence, then sends the whole presence state:
+    /// after every join and rejoin, as phoenix.js's `Presence` needs.
+    async fn after_join(&mut self, ctx: &mut ChannelContext<SocketIdentity>) {
+        let presence = &self.domain.presence;
+        if let Some(identity) = ctx.assigns().actor.identity() {
+            let meta = json!({
+                "online_at": chrono::Utc::now().timestamp().to_string(),
+                "username": ctx.assigns().username,
+                "device_id": identity.device_id,
+                "status": "online",
+            });
+            if let Value::Object(meta) = meta {
+                presence.track(ctx.id(), ctx.topic(), &identity.user_id.to_string(), meta);
+            }
+        }
+        ctx.push(PRESENCE_STATE, presence.list(ctx.topic()));
+    }
+
+    async fn terminate(&mut self, _reason: StopReason, ctx: &mut ChannelContext<SocketIdentity>) {
+        self.domain.presence.untrack(ctx.id(), ctx.topic());
+    }
+
     async fn handle_in(
         &mut self,
         event: &str,
@@ -103,6 +132,27 @@ impl Channel<SocketIdentity> for RoomChannel {
                         .map(|()| json!({}))
                 })
                 .await
+            }
+            "presence_update" => {
+                let Some(user_id) = actor.user_id() else {
+                    return HandleIn::Reply(Reply::reason("unauthorized"));
+                };
+                let update = match parse::<PresenceUpdate>(payload) {
+                    Ok(update) if (1..=32).contains(&update.status.chars().count()) => update,
+                    Ok(_) => {
+                        let details = json!({ "status": ["1 to 32 characters"] });
+                        return HandleIn::Reply(Reply::error(
+                            json!({ "reason": "validation_failed", "details": details }),
+                        ));
+                    }
+                    Err(reply) => return HandleIn::Reply(reply),
+                };
+                let mut changes = serde_json::Map::new();
+                changes.insert("status".to_owned(), Value::String(update.status));
+                self.domain
+                    .presence
+                    .update(ctx.id(), ctx.topic(), &user_id.to_string(), changes);
+                HandleIn::Reply(Reply::ok(json!({})))
             }
             "typing" => {
                 let Some(user_id) = actor.user_id() else {

@@ -16,6 +16,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_room))
         .routes(routes!(list_members, add_member))
         .routes(routes!(remove_member))
+        .routes(routes!(room_presence))
         .routes(routes!(list_messages, post_message))
         .routes(routes!(edit_message, delete_message))
 }
@@ -109,6 +110,20 @@ async fn remove_member(
         .remove_member(&actor, &slug, user_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Who is in the room now, as the `presence_state` channel event shows it:
+/// `{user_id: {metas: [{phx_ref, username, status, online_at, device_id}]}}`, a meta per connection.
+#[utoipa::path(get, path = "/rooms/{slug}/presence", tag = "rooms", params(("slug" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = Object), ReadErrors))]
+async fn room_presence(
+    State(state): State<AppState>,
+    SignedIn(actor): SignedIn,
+    Path(slug): Path<String>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    Ok(axum::Json(
+        state.domain.messaging.room_presence(&actor, &slug).await?,
+    ))
 }
 
 /// A room's messages, newest first. Follow `next_cursor` for older ones.

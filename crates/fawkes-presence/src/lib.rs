@@ -1,0 +1,260 @@
+//! Presence, wire-compatible with Phoenix (spec §5): who is on a topic, as
+//! `{key: {metas: [{phx_ref, …}]}}`, kept current with `presence_diff` broadcasts of
+//! `{joins, leaves}` that phoenix.js's `Presence` class applies unchanged.
+//!
+//! Each tracked entry belongs to an owner (a joined channel). One key (a user) may have several
+//! metas: one per connection, so two tabs show as two metas. An update gives the meta a fresh
+//! `phx_ref` and records the old one as `phx_ref_prev`.
+//!
+//! This crate knows nothing of the app. It tracks this node's entries; replicating them across
+//! nodes plugs in behind [`Tracker`].
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use fawkes_pubsub::PubSub;
+use rand::RngCore;
+use serde_json::{Map, Value, json};
+
+/// The event that carries a joining client's full view.
+pub const STATE_EVENT: &str = "presence_state";
+/// The event broadcast on every change.
+pub const DIFF_EVENT: &str = "presence_diff";
+
+/// A meta: the app's fields plus `phx_ref` (and `phx_ref_prev` after an update).
+type Meta = Map<String, Value>;
+
+struct Entry {
+    owner: u64,
+    key: String,
+    meta: Meta,
+}
+
+#[derive(Default)]
+struct State {
+    /// topic → entries, in tracking order.
+    topics: HashMap<String, Vec<Entry>>,
+}
+
+/// The presence tracker of this node. Cheap to clone.
+#[derive(Clone)]
+pub struct Tracker {
+    state: Arc<Mutex<State>>,
+    entries: Arc<AtomicUsize>,
+    bus: PubSub,
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("entries", &self.entry_count())
+            .finish()
+    }
+}
+
+impl Tracker {
+    pub fn new(bus: PubSub) -> Self {
+        Self {
+            state: Arc::default(),
+            entries: Arc::default(),
+            bus,
+        }
+    }
+
+    /// Tracks `key` on `topic` for `owner` with `meta`; broadcasts the join. Returns the meta's
+    /// `phx_ref`.
+    pub fn track(&self, owner: u64, topic: &str, key: &str, mut meta: Meta) -> String {
+        let phx_ref = new_ref();
+        meta.insert("phx_ref".to_owned(), Value::String(phx_ref.clone()));
+        let joined = meta.clone();
+        {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            state
+                .topics
+                .entry(topic.to_owned())
+                .or_default()
+                .push(Entry {
+                    owner,
+                    key: key.to_owned(),
+                    meta,
+                });
+        }
+        self.entries.fetch_add(1, Ordering::Relaxed);
+        self.broadcast_diff(topic, vec![(key.to_owned(), joined)], Vec::new());
+        phx_ref
+    }
+
+    /// Replaces the meta `owner` tracks for `key` on `topic`, merging `changes` into it; the
+    /// diff carries the new meta as a join and the old one as a leave. `false` if not tracked.
+    pub fn update(&self, owner: u64, topic: &str, key: &str, changes: Meta) -> bool {
+        let (old, new) = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let entry = state.topics.get_mut(topic).and_then(|entries| {
+                entries
+                    .iter_mut()
+                    .find(|e| e.owner == owner && e.key == key)
+            });
+            let Some(entry) = entry else { return false };
+            let old = entry.meta.clone();
+            let mut new = old.clone();
+            for (field, value) in changes {
+                if field != "phx_ref" && field != "phx_ref_prev" {
+                    new.insert(field, value);
+                }
+            }
+            new.insert(
+                "phx_ref_prev".to_owned(),
+                old.get("phx_ref").cloned().unwrap_or(Value::Null),
+            );
+            new.insert("phx_ref".to_owned(), Value::String(new_ref()));
+            entry.meta = new.clone();
+            (old, new)
+        };
+        self.broadcast_diff(
+            topic,
+            vec![(key.to_owned(), new)],
+            vec![(key.to_owned(), old)],
+        );
+        true
+    }
+
+    /// Removes everything `owner` tracks on `topic`; broadcasts the leaves.
+    pub fn untrack(&self, owner: u64, topic: &str) {
+        let left: Vec<(String, Meta)> = {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(entries) = state.topics.get_mut(topic) else {
+                return;
+            };
+            let (gone, kept): (Vec<Entry>, Vec<Entry>) =
+                entries.drain(..).partition(|e| e.owner == owner);
+            *entries = kept;
+            if entries.is_empty() {
+                state.topics.remove(topic);
+            }
+            gone.into_iter().map(|e| (e.key, e.meta)).collect()
+        };
+        if left.is_empty() {
+            return;
+        }
+        self.entries.fetch_sub(left.len(), Ordering::Relaxed);
+        self.broadcast_diff(topic, Vec::new(), left);
+    }
+
+    /// The topic's presences: `{key: {metas: [...]}}`.
+    pub fn list(&self, topic: &str) -> Value {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let entries = state
+            .topics
+            .get(topic)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        group(
+            entries
+                .iter()
+                .map(|e| (e.key.clone(), e.meta.clone()))
+                .collect(),
+        )
+    }
+
+    /// How many entries this node tracks.
+    pub fn entry_count(&self) -> usize {
+        self.entries.load(Ordering::Relaxed)
+    }
+
+    fn broadcast_diff(&self, topic: &str, joins: Vec<(String, Meta)>, leaves: Vec<(String, Meta)>) {
+        let diff = json!({ "joins": group(joins), "leaves": group(leaves) });
+        self.bus.broadcast(topic, DIFF_EVENT, diff);
+    }
+}
+
+/// Groups metas by key in the wire shape.
+fn group(metas: Vec<(String, Meta)>) -> Value {
+    let mut grouped: Map<String, Value> = Map::new();
+    for (key, meta) in metas {
+        let slot = grouped.entry(key).or_insert_with(|| json!({ "metas": [] }));
+        if let Some(list) = slot["metas"].as_array_mut() {
+            list.push(Value::Object(meta));
+        }
+    }
+    Value::Object(grouped)
+}
+
+/// An opaque, unique ref: 12 random bytes, base64url (16 characters, like Phoenix's).
+fn new_ref() -> String {
+    let mut bytes = [0u8; 12];
+    rand::rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(status: &str) -> Meta {
+        let Value::Object(map) = json!({ "status": status }) else {
+            return Meta::new();
+        };
+        map
+    }
+
+    #[tokio::test]
+    async fn track_update_untrack_broadcast_phoenix_diffs() {
+        let bus = PubSub::new();
+        let mut diffs = bus.subscribe("room:lobby", 16);
+        let tracker = Tracker::new(bus);
+        let first = tracker.track(1, "room:lobby", "u1", meta("online"));
+        tracker.track(2, "room:lobby", "u1", meta("online"));
+        let state = tracker.list("room:lobby");
+        assert_eq!(
+            state["u1"]["metas"].as_array().map(Vec::len),
+            Some(2),
+            "two tabs, two metas"
+        );
+        assert_eq!(first.len(), 16);
+
+        let join = diffs.recv().await.map(|m| m.payload.clone());
+        let Some(fawkes_pubsub::Payload::Json(join)) = join else {
+            panic!("json diff")
+        };
+        assert_eq!(join["joins"]["u1"]["metas"][0]["phx_ref"], first.as_str());
+        assert_eq!(join["leaves"], json!({}));
+        let _second = diffs.recv().await;
+
+        assert!(tracker.update(1, "room:lobby", "u1", meta("away")));
+        let Some(fawkes_pubsub::Payload::Json(update)) =
+            diffs.recv().await.map(|m| m.payload.clone())
+        else {
+            panic!()
+        };
+        assert_eq!(
+            update["joins"]["u1"]["metas"][0]["phx_ref_prev"],
+            first.as_str()
+        );
+        assert_eq!(update["joins"]["u1"]["metas"][0]["status"], "away");
+        assert_eq!(
+            update["leaves"]["u1"]["metas"][0]["phx_ref"],
+            first.as_str()
+        );
+
+        tracker.untrack(1, "room:lobby");
+        let Some(fawkes_pubsub::Payload::Json(leave)) =
+            diffs.recv().await.map(|m| m.payload.clone())
+        else {
+            panic!()
+        };
+        assert_eq!(leave["leaves"]["u1"]["metas"][0]["status"], "away");
+        assert_eq!(
+            tracker.list("room:lobby")["u1"]["metas"]
+                .as_array()
+                .map(Vec::len),
+            Some(1)
+        );
+        tracker.untrack(2, "room:lobby");
+        assert_eq!(tracker.list("room:lobby"), json!({}));
+        assert_eq!(tracker.entry_count(), 0);
+        assert!(!tracker.update(1, "room:lobby", "u1", meta("x")));
+    }
+}
