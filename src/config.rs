@@ -39,7 +39,8 @@ pub struct Config {
     pub auto_migrate: bool,
     /// This node's name in logs and, later, in the cluster.
     pub node_name: String,
-    /// Pub/sub backend: `local` (single node).
+    /// Pub/sub backend joining the nodes: `local` (one node), `postgres` (LISTEN/NOTIFY on the
+    /// database), `redis://…` or `nats://…`.
     pub pubsub: String,
     /// Origins allowed by CORS; `*` for any.
     pub cors_origins: Vec<String>,
@@ -192,6 +193,15 @@ impl Default for DatabaseConfig {
     }
 }
 
+/// The pub/sub backend joining the nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BusKind {
+    Local,
+    Postgres,
+    Redis(String),
+    Nats(String),
+}
+
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -209,8 +219,10 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("unsupported pub/sub backend {0:?}: this version supports `local`")]
+    #[error("unsupported pub/sub backend {0:?}: use local, postgres, redis://… or nats://…")]
     PubSub(String),
+    #[error("the postgres pub/sub backend needs a PostgreSQL database_url")]
+    PubSubNeedsPostgres,
     #[error(
         "invalid topic namespace {pattern:?} (join {join:?}): the pattern is `name:*`, join is \
          anyone, authenticated, owner or role:<admin|user|affiliate>"
@@ -296,9 +308,7 @@ impl Config {
             config.database_url =
                 format!("sqlite://{}", config.data_dir.join("fawkes.db").display());
         }
-        if config.pubsub != "local" {
-            return Err(ConfigError::PubSub(config.pubsub));
-        }
+        config.bus_kind()?;
         config.topic_rules()?;
         Ok(config)
     }
@@ -346,6 +356,24 @@ impl Config {
         }
         shown.database_url = fawkes_data::connect::redact_url(&shown.database_url);
         toml::to_string_pretty(&shown).unwrap_or_default()
+    }
+
+    /// Which pub/sub backend the configuration names, checked.
+    pub fn bus_kind(&self) -> Result<BusKind, ConfigError> {
+        let pubsub = self.pubsub.trim();
+        let is_postgres = self.database_url.starts_with("postgres");
+        match pubsub {
+            "local" | "" => Ok(BusKind::Local),
+            "postgres" | "postgresql" if is_postgres => Ok(BusKind::Postgres),
+            "postgres" | "postgresql" => Err(ConfigError::PubSubNeedsPostgres),
+            url if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                Ok(BusKind::Redis(url.to_owned()))
+            }
+            url if url.starts_with("nats://") || url.starts_with("tls://") => {
+                Ok(BusKind::Nats(url.to_owned()))
+            }
+            other => Err(ConfigError::PubSub(other.to_owned())),
+        }
     }
 
     /// The published namespaces, checked.
@@ -502,6 +530,19 @@ mod tests {
             ),
             Err(ConfigError::PubSub(_))
         ));
+        assert!(matches!(
+            load(&[("FAWKES_PUBSUB", "postgres")], None, Overrides::default()),
+            Err(ConfigError::PubSubNeedsPostgres)
+        ));
+        let redis = load(
+            &[("FAWKES_PUBSUB", "redis://127.0.0.1:6379")],
+            None,
+            Overrides::default(),
+        )?;
+        assert_eq!(
+            redis.bus_kind()?,
+            BusKind::Redis("redis://127.0.0.1:6379".into())
+        );
         Ok(())
     }
 

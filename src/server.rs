@@ -2,12 +2,13 @@
 
 use fawkes_data::{Migrator, MigratorTrait, sea_orm::DatabaseConnection};
 use fawkes_domain::Domain;
-use fawkes_pubsub::PubSub;
+use fawkes_pubsub::{Backend, PubSub};
 use fawkes_web::AppState;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::Config;
+use crate::config::BusKind;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,18 @@ pub async fn migrate(db: &DatabaseConnection) -> Result<(), ServerError> {
     Migrator::up(db, None).await.map_err(ServerError::Migrate)
 }
 
+/// Joins this node's bus to the others through the configured backend (checked at load).
+fn connect_bus(config: &Config, db: &DatabaseConnection, bus: &PubSub) {
+    let backend = match config.bus_kind() {
+        Ok(BusKind::Redis(url)) => Backend::Redis(url),
+        Ok(BusKind::Nats(url)) => Backend::Nats(url),
+        Ok(BusKind::Postgres) => Backend::Postgres(db.get_postgres_connection_pool().clone()),
+        Ok(BusKind::Local) | Err(_) => return,
+    };
+    tracing::info!(node = %config.node_name, "joining the other nodes through the {} bus", config.pubsub);
+    bus.connect_remote(backend);
+}
+
 /// A server ready to accept connections.
 pub struct Server {
     pub domain: Domain,
@@ -61,6 +74,7 @@ impl Server {
         // Checked when the configuration was loaded.
         let topics = config.topic_rules().unwrap_or_default();
         let bus = PubSub::new();
+        connect_bus(config, &db, &bus);
         let endpoint = fawkes_channels::Endpoint::new(bus.clone());
         let domain = Domain::new(db.clone(), bus, config.auth_settings(secret), topics);
         let state = AppState {

@@ -5,8 +5,14 @@
 //! [`Broadcast`] to every sink of the topic, synchronously and without copying the payload.
 //! Sinks must not block: the channel endpoint's sink, for one, only enqueues.
 //!
-//! This crate knows nothing of the app. The scale-out backends (PostgreSQL, Redis, NATS) plug in
-//! behind [`PubSub`] without changing its callers.
+//! With a remote backend ([`PubSub::connect_remote`]: Redis, NATS or PostgreSQL), every
+//! publish also goes to the other nodes, and what they publish is delivered here; a node never
+//! delivers its own broadcast twice. Delivery across nodes is at most once: the database stays
+//! the source of truth. This crate knows nothing of the app.
+
+mod remote;
+
+pub use remote::{Backend, RemoteStatus};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,10 +52,25 @@ pub struct PubSub {
 /// The sinks of one topic, with the ids that detach them.
 type Sinks = Vec<(u64, Arc<dyn Sink>)>;
 
-#[derive(Default)]
 struct Inner {
     topics: RwLock<HashMap<Arc<str>, Sinks>>,
     next_id: AtomicU64,
+    /// Tells this node's messages apart when the backend echoes them back.
+    node_id: String,
+    remote: std::sync::OnceLock<remote::Bridge>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        let mut bytes = [0u8; 8];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        Self {
+            topics: RwLock::default(),
+            next_id: AtomicU64::new(0),
+            node_id: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            remote: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 impl std::fmt::Debug for PubSub {
@@ -120,8 +141,44 @@ impl PubSub {
         })
     }
 
-    /// Publishes a message to every sink of its topic.
+    /// Publishes a message to every sink of its topic, on this node and, with a remote
+    /// backend, on every other node.
     pub fn publish(&self, message: Broadcast) -> usize {
+        if let Some(bridge) = self.inner.remote.get() {
+            bridge.send(&self.inner.node_id, &message);
+        }
+        self.deliver_local(message)
+    }
+
+    /// Connects this bus to the other nodes through `backend`, in the background, reconnecting
+    /// with backoff whenever the connection drops. Only the first call has an effect.
+    pub fn connect_remote(&self, backend: Backend) -> Arc<RemoteStatus> {
+        if let Some(bridge) = self.inner.remote.get() {
+            return bridge.status.clone();
+        }
+        let bridge = remote::start(self.clone(), backend);
+        let status = bridge.status.clone();
+        let _ = self.inner.remote.set(bridge);
+        status
+    }
+
+    /// The remote connection's state, if there is a remote backend.
+    pub fn remote_status(&self) -> Option<Arc<RemoteStatus>> {
+        self.inner.remote.get().map(|bridge| bridge.status.clone())
+    }
+
+    /// A message from another node.
+    pub(crate) fn receive_remote(&self, bytes: &[u8]) {
+        match remote::decode(bytes) {
+            Some((node, message)) if node != self.inner.node_id => {
+                self.deliver_local(message);
+            }
+            Some(_) => {}
+            None => tracing::warn!("undecodable message on the bus"),
+        }
+    }
+
+    fn deliver_local(&self, message: Broadcast) -> usize {
         let message = Arc::new(message);
         let topics = self
             .inner

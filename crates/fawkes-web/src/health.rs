@@ -31,6 +31,8 @@ struct Readiness {
 struct Checks {
     /// `ok` or `unavailable`.
     database: &'static str,
+    /// The bus joining the nodes: `ok`, `unavailable`, or `local` on a single node.
+    bus: &'static str,
 }
 
 /// Liveness: the process answers.
@@ -43,25 +45,27 @@ async fn health() -> axum::Json<Health> {
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, axum::Json<Readiness>) {
-    match state.db.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            axum::Json(Readiness {
-                status: "ready",
-                checks: Checks { database: "ok" },
-            }),
-        ),
+    let database = match state.db.ping().await {
+        Ok(()) => "ok",
         Err(e) => {
             tracing::warn!(error = %e, "readiness: database does not answer");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(Readiness {
-                    status: "unavailable",
-                    checks: Checks {
-                        database: "unavailable",
-                    },
-                }),
-            )
+            "unavailable"
         }
-    }
+    };
+    let bus = match state.endpoint.bus().remote_status() {
+        None => "local",
+        Some(status) if status.is_connected() => "ok",
+        Some(_) => "unavailable",
+    };
+    let ready = database == "ok" && bus != "unavailable";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Readiness {
+        status: if ready { "ready" } else { "unavailable" },
+        checks: Checks { database, bus },
+    };
+    (status, axum::Json(body))
 }

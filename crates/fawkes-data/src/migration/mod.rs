@@ -16,6 +16,7 @@ mod m20261124_000008_comments;
 mod m20261124_000009_comments_video_id_case;
 mod m20261124_000010_user_devices_device_id_case;
 mod m20261124_000011_api_keys;
+mod m20261124_000012_bus_messages;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000009_comments_video_id_case::Migration),
             Box::new(m20261124_000010_user_devices_device_id_case::Migration),
             Box::new(m20261124_000011_api_keys::Migration),
+            Box::new(m20261124_000012_bus_messages::Migration),
         ]
     }
 }
