@@ -26,6 +26,7 @@ use crate::handler::{ConnectRequest, SocketHandler};
 use crate::handshake::{origin_allowed, parse_query};
 use crate::message::Message;
 use crate::serializer::{Frame, Serializer};
+use fawkes_pubsub::Broadcast;
 
 /// Frames one POST may carry (phoenix.js never sends more).
 const MAX_BATCH: usize = 100;
@@ -109,14 +110,29 @@ pub(crate) async fn handle<H: SocketHandler>(
             .get(t)
             .cloned()
     });
-    match (method, token, session) {
-        (Method::GET, Some(token), Some(session)) => poll(&state, &token, &session).await,
-        (Method::POST, Some(_), Some(session)) => post(&state, &session, &headers, &body).await,
+    let window = state.config.longpoll_window;
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-ndjson"));
+    let elsewhere = token
+        .as_deref()
+        .and_then(node_of)
+        .is_some_and(|node| node != state.endpoint.bus().node_id());
+    let body = match (method, token, session) {
+        (Method::GET, None, _) => return open(&state, params, &headers).await,
+        (Method::GET, Some(token), Some(session)) => poll_body(window, &token, &session).await,
+        (Method::POST, Some(_), Some(session)) => post_body(window, &session, ndjson, &body).await,
+        (Method::GET, Some(token), None) if elsewhere => {
+            forward(&state, &token, "poll", ndjson, &body).await
+        }
+        (Method::POST, Some(token), None) if elsewhere => {
+            forward(&state, &token, "post", ndjson, &body).await
+        }
         // A session token of ours that is no longer live: the client must start over.
-        (Method::GET, Some(_), None) | (Method::POST, _, _) => status_only(410),
-        (Method::GET, None, _) => open(&state, params, &headers).await,
-        _ => (axum::http::StatusCode::BAD_REQUEST, "").into_response(),
-    }
+        (Method::GET | Method::POST, _, _) => json!({ "status": 410 }),
+        _ => return (axum::http::StatusCode::BAD_REQUEST, "").into_response(),
+    };
+    json_response(body)
 }
 
 /// A GET without a session: connect, and answer 410 with the new session's token.
@@ -142,7 +158,9 @@ async fn open<H: SocketHandler>(
     };
     let mut bytes = [0u8; 24];
     rand_fill(&mut bytes);
-    let token = format!("{SESSION_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    // The issuing node is part of the token, so any node can route a request to the session.
+    let node = state.endpoint.bus().node_id().to_owned();
+    let token = format!("{SESSION_PREFIX}{node}.{}", URL_SAFE_NO_PAD.encode(bytes));
     let (outbound, frames) = mpsc::channel(state.config.outbound_queue);
     let (posts, posts_rx) = mpsc::channel(16);
     let (inbox, inbox_rx) = mpsc::unbounded_channel();
@@ -198,8 +216,17 @@ async fn run<H: SocketHandler>(
         state.config.max_channels,
     );
     let mut check = tokio::time::interval(expiry / 3);
+    // Polls and posts that reached another node come here over the bus.
+    let bus = endpoint.bus().clone();
+    let mut forwarded = bus.subscribe(&session_topic(&token), 64);
     loop {
         tokio::select! {
+            request = forwarded.recv() => {
+                if let Some(request) = request {
+                    let window = state.config.longpoll_window;
+                    tokio::spawn(answer_forwarded(bus.clone(), window, token.clone(), session.clone(), request));
+                }
+            }
             posted = posts.recv() => {
                 let Some((messages, done)) = posted else { break };
                 session.touch();
@@ -230,18 +257,15 @@ async fn run<H: SocketHandler>(
 }
 
 /// A GET on a live session: whatever is queued, or wait up to one window for something.
-async fn poll<H: SocketHandler>(
-    state: &Arc<SocketState<H>>,
-    token: &str,
-    session: &Arc<Session>,
-) -> Response {
+/// A GET's answer: whatever is queued, or whatever arrives within one window.
+async fn poll_body(window: Duration, token: &str, session: &Session) -> Value {
     session.touch();
     let mut frames = session.frames.lock().await;
-    let first = tokio::time::timeout(state.config.longpoll_window, frames.recv()).await;
+    let first = tokio::time::timeout(window, frames.recv()).await;
     session.touch();
     let first = match first {
-        Err(_) => return json_response(json!({ "status": 204, "token": token, "messages": [] })),
-        Ok(None) => return status_only(410),
+        Err(_) => return json!({ "status": 204, "token": token, "messages": [] }),
+        Ok(None) => return json!({ "status": 410 }),
         Ok(Some(frame)) => frame,
     };
     let mut messages = Vec::new();
@@ -259,17 +283,12 @@ async fn poll<H: SocketHandler>(
             next = frames.try_recv().ok();
         }
     }
-    json_response(json!({ "status": 200, "token": token, "messages": messages }))
+    json!({ "status": 200, "token": token, "messages": messages })
 }
 
-/// A POST: ndjson frames (text, or base64 binary) handed to the session in order.
-async fn post<H: SocketHandler>(
-    state: &Arc<SocketState<H>>,
-    session: &Arc<Session>,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Response {
-    let serializer_of = |line: &str| -> Option<Message> {
+/// A POST's answer: its ndjson frames (text, or base64 binary) handed to the session in order.
+async fn post_body(window: Duration, session: &Session, ndjson: bool, body: &[u8]) -> Value {
+    let decode = |line: &str| -> Option<Message> {
         let serializer = Serializer::V2;
         if line.starts_with('[') || line.starts_with('{') {
             serializer.decode_text(line).ok()
@@ -281,11 +300,8 @@ async fn post<H: SocketHandler>(
         }
     };
     let Ok(text) = std::str::from_utf8(body) else {
-        return status_only(400);
+        return json!({ "status": 400 });
     };
-    let ndjson = headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-ndjson"));
     let lines: Vec<&str> = if ndjson {
         text.lines()
             .filter(|l| !l.trim().is_empty())
@@ -296,20 +312,92 @@ async fn post<H: SocketHandler>(
     };
     let mut messages = Vec::with_capacity(lines.len());
     for line in lines {
-        match serializer_of(line) {
+        match decode(line) {
             Some(message) => messages.push(message),
-            None => return status_only(400),
+            None => return json!({ "status": 400 }),
         }
     }
     let (done, handled) = oneshot::channel();
     if session.posts.send((messages, done)).await.is_err() {
-        return status_only(410);
+        return json!({ "status": 410 });
     }
-    match tokio::time::timeout(state.config.longpoll_window, handled).await {
-        Ok(Ok(())) => status_only(200),
-        Ok(Err(_)) => status_only(410),
-        Err(_) => status_only(408),
+    match tokio::time::timeout(window, handled).await {
+        Ok(Ok(())) => json!({ "status": 200 }),
+        Ok(Err(_)) => json!({ "status": 410 }),
+        Err(_) => json!({ "status": 408 }),
     }
+}
+
+/// A request for a session that lives on another node: sent to it over the bus, and its answer
+/// awaited here. Without a remote bus, or when the owner does not answer, the session is gone.
+async fn forward<H: SocketHandler>(
+    state: &SocketState<H>,
+    token: &str,
+    kind: &str,
+    ndjson: bool,
+    body: &[u8],
+) -> Value {
+    let bus = state.endpoint.bus();
+    if bus.remote_status().is_none() {
+        return json!({ "status": 410 });
+    }
+    let reply_to = format!("lp_reply:{}:{}", bus.node_id(), bus.next_id());
+    let mut replies = bus.subscribe(&reply_to, 1);
+    let request = json!({
+        "reply_to": reply_to,
+        "ndjson": ndjson,
+        "body": String::from_utf8_lossy(body),
+    });
+    bus.broadcast(&session_topic(token), kind, request);
+    let wait = state.config.longpoll_window + Duration::from_secs(5);
+    match tokio::time::timeout(wait, replies.recv()).await {
+        Ok(Some(reply)) => match &reply.payload {
+            fawkes_pubsub::Payload::Json(value) => value.clone(),
+            fawkes_pubsub::Payload::Binary(_) => json!({ "status": 410 }),
+        },
+        _ => json!({ "status": 410 }),
+    }
+}
+
+/// Answers a request another node forwarded to one of this node's sessions.
+async fn answer_forwarded(
+    bus: fawkes_pubsub::PubSub,
+    window: Duration,
+    token: String,
+    session: Arc<Session>,
+    request: Arc<Broadcast>,
+) {
+    let fawkes_pubsub::Payload::Json(payload) = &request.payload else {
+        return;
+    };
+    let Some(reply_to) = payload["reply_to"].as_str() else {
+        return;
+    };
+    let body = match &*request.event {
+        "poll" => poll_body(window, &token, &session).await,
+        "post" => {
+            let text = payload["body"].as_str().unwrap_or_default();
+            post_body(
+                window,
+                &session,
+                payload["ndjson"].as_bool().unwrap_or(true),
+                text.as_bytes(),
+            )
+            .await
+        }
+        _ => return,
+    };
+    bus.broadcast(reply_to, "reply", body);
+}
+
+/// The bus topic on which other nodes reach the session `token`.
+fn session_topic(token: &str) -> String {
+    format!("lp:{token}")
+}
+
+/// The node a session token was issued by.
+fn node_of(token: &str) -> Option<&str> {
+    token.strip_prefix(SESSION_PREFIX)?.split('.').next()
 }
 
 fn preflight(headers: &HeaderMap) -> Response {

@@ -86,6 +86,11 @@ impl PubSub {
         Self::default()
     }
 
+    /// This node's id on the bus (random per process).
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
     /// A fresh id, unique on this bus, for attachments and `broadcast_from` origins.
     pub fn next_id(&self) -> u64 {
         self.inner.next_id.fetch_add(1, Ordering::Relaxed) + 1
