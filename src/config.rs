@@ -49,6 +49,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub database: DatabaseConfig,
     pub socket: SocketSection,
+    pub presence: PresenceSection,
     /// Published namespaces that services push to over `POST /api/v1/broadcast`
     /// (`notification:*` is always one).
     pub topics: Vec<TopicConfig>,
@@ -93,6 +94,25 @@ impl Default for SocketSection {
             allowed_origins: Vec::new(),
             allow_guests: false,
             longpoll_window_secs: defaults.longpoll_window.as_secs(),
+        }
+    }
+}
+
+/// Presence across nodes (used when a bus joins several nodes).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceSection {
+    /// How often each node announces its presence clock.
+    pub heartbeat_ms: u64,
+    /// A node unheard of for this long is gone: its users leave everyone's presence.
+    pub node_timeout_secs: u64,
+}
+
+impl Default for PresenceSection {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 1000,
+            node_timeout_secs: 15,
         }
     }
 }
@@ -146,6 +166,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             database: DatabaseConfig::default(),
             socket: SocketSection::default(),
+            presence: PresenceSection::default(),
             topics: vec![TopicConfig {
                 pattern: "transaction:*".to_owned(),
                 join: "owner".to_owned(),

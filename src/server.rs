@@ -50,6 +50,17 @@ fn connect_bus(config: &Config, db: &DatabaseConnection, bus: &PubSub) {
     bus.connect_remote(backend);
 }
 
+/// With several nodes, presence is replicated between them.
+fn replicate_presence(config: &Config, domain: &Domain) {
+    if domain.presence_bus_is_shared() {
+        let settings = fawkes_presence::ReplicationSettings {
+            heartbeat: std::time::Duration::from_millis(config.presence.heartbeat_ms.max(50)),
+            node_timeout: std::time::Duration::from_secs(config.presence.node_timeout_secs.max(1)),
+        };
+        domain.presence.start_replication(settings);
+    }
+}
+
 /// A server ready to accept connections.
 pub struct Server {
     pub domain: Domain,
@@ -77,6 +88,7 @@ impl Server {
         connect_bus(config, &db, &bus);
         let endpoint = fawkes_channels::Endpoint::new(bus.clone());
         let domain = Domain::new(db.clone(), bus, config.auth_settings(secret), topics);
+        replicate_presence(config, &domain);
         let state = AppState {
             domain: domain.clone(),
             db: db.clone(),

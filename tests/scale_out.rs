@@ -49,6 +49,23 @@ async fn across_nodes(bus: &str) {
         .await;
     assert_eq!(on_b.next_json().await[4]["status"], "ok");
 
+    // Presence replicates: node A lists the connection ada holds on node B.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = a
+            .get("/api/v1/rooms/lobby/presence", &ada.access_token)
+            .await;
+        if listed.body.get(&ada.user_id).is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A never saw B's presence: {}",
+            listed.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     let posted = a
         .post(
             "/api/v1/rooms/lobby/messages",

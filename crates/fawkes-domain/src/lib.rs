@@ -41,9 +41,15 @@ pub struct Domain {
     pub publishing: publishing::Publishing,
     /// Who is on which topic (rooms track their members' connections).
     pub presence: fawkes_presence::Tracker,
+    bus: PubSub,
 }
 
 impl Domain {
+    /// Whether the bus joins this node to others (presence must then be replicated).
+    pub fn presence_bus_is_shared(&self) -> bool {
+        self.bus.remote_status().is_some()
+    }
+
     pub fn new(
         db: DatabaseConnection,
         bus: PubSub,
@@ -56,8 +62,9 @@ impl Domain {
             accounts: accounts::Accounts::new(db.clone(), bus.clone(), auth),
             messaging: messaging::Messaging::new(db.clone(), bus.clone(), presence.clone()),
             comments: comments::Comments::new(db, bus.clone()),
-            publishing: publishing::Publishing::new(bus, topics),
+            publishing: publishing::Publishing::new(bus.clone(), topics),
             presence,
+            bus,
         }
     }
 }

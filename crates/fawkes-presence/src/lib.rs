@@ -6,8 +6,13 @@
 //! metas: one per connection, so two tabs show as two metas. An update gives the meta a fresh
 //! `phx_ref` and records the old one as `phx_ref_prev`.
 //!
-//! This crate knows nothing of the app. It tracks this node's entries; replicating them across
-//! nodes plugs in behind [`Tracker`].
+//! Across nodes ([`Tracker::start_replication`]) every node owns its entries and replicates them
+//! the way Phoenix's tracker does: numbered deltas, periodic heartbeats carrying the node's
+//! clock, a full state transfer when a node sees a gap or a node it does not know, and the
+//! entries of a node that stops heartbeating removed (with their leaves) after a timeout. This
+//! crate knows nothing of the app.
+
+mod replication;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +23,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use fawkes_pubsub::PubSub;
 use rand::RngCore;
 use serde_json::{Map, Value, json};
+
+pub use replication::ReplicationSettings;
 
 /// The event that carries a joining client's full view.
 pub const STATE_EVENT: &str = "presence_state";
@@ -35,8 +42,12 @@ struct Entry {
 
 #[derive(Default)]
 struct State {
-    /// topic → entries, in tracking order.
+    /// This node's entries: topic → entries, in tracking order.
     topics: HashMap<String, Vec<Entry>>,
+    /// Counts this node's changes; deltas carry it so other nodes notice gaps.
+    clock: u64,
+    /// Other nodes' entries, as replicated.
+    remote: HashMap<String, replication::RemoteNode>,
 }
 
 /// The presence tracker of this node. Cheap to clone.
@@ -70,8 +81,7 @@ impl Tracker {
         let phx_ref = new_ref();
         meta.insert("phx_ref".to_owned(), Value::String(phx_ref.clone()));
         let joined = meta.clone();
-        {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        self.change(|state| {
             state
                 .topics
                 .entry(topic.to_owned())
@@ -79,9 +89,10 @@ impl Tracker {
                 .push(Entry {
                     owner,
                     key: key.to_owned(),
-                    meta,
+                    meta: meta.clone(),
                 });
-        }
+            Some(json!({ "op": "track", "topic": topic, "key": key, "meta": meta }))
+        });
         self.entries.fetch_add(1, Ordering::Relaxed);
         self.broadcast_diff(topic, vec![(key.to_owned(), joined)], Vec::new());
         phx_ref
@@ -90,14 +101,12 @@ impl Tracker {
     /// Replaces the meta `owner` tracks for `key` on `topic`, merging `changes` into it; the
     /// diff carries the new meta as a join and the old one as a leave. `false` if not tracked.
     pub fn update(&self, owner: u64, topic: &str, key: &str, changes: Meta) -> bool {
-        let (old, new) = {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            let entry = state.topics.get_mut(topic).and_then(|entries| {
-                entries
-                    .iter_mut()
-                    .find(|e| e.owner == owner && e.key == key)
-            });
-            let Some(entry) = entry else { return false };
+        let mut replaced = None;
+        self.change(|state| {
+            let entry = state
+                .topics
+                .get_mut(topic)
+                .and_then(|entries| entries.iter_mut().find(|e| e.owner == owner && e.key == key))?;
             let old = entry.meta.clone();
             let mut new = old.clone();
             for (field, value) in changes {
@@ -105,13 +114,15 @@ impl Tracker {
                     new.insert(field, value);
                 }
             }
-            new.insert(
-                "phx_ref_prev".to_owned(),
-                old.get("phx_ref").cloned().unwrap_or(Value::Null),
-            );
+            new.insert("phx_ref_prev".to_owned(), old.get("phx_ref").cloned().unwrap_or(Value::Null));
             new.insert("phx_ref".to_owned(), Value::String(new_ref()));
             entry.meta = new.clone();
-            (old, new)
+            let op = json!({ "op": "update", "topic": topic, "key": key, "old": old["phx_ref"], "meta": new });
+            replaced = Some((old, new));
+            Some(op)
+        });
+        let Some((old, new)) = replaced else {
+            return false;
         };
         self.broadcast_diff(
             topic,
@@ -123,19 +134,22 @@ impl Tracker {
 
     /// Removes everything `owner` tracks on `topic`; broadcasts the leaves.
     pub fn untrack(&self, owner: u64, topic: &str) {
-        let left: Vec<(String, Meta)> = {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            let Some(entries) = state.topics.get_mut(topic) else {
-                return;
-            };
+        let mut left: Vec<(String, Meta)> = Vec::new();
+        self.change(|state| {
+            let entries = state.topics.get_mut(topic)?;
             let (gone, kept): (Vec<Entry>, Vec<Entry>) =
                 entries.drain(..).partition(|e| e.owner == owner);
             *entries = kept;
             if entries.is_empty() {
                 state.topics.remove(topic);
             }
-            gone.into_iter().map(|e| (e.key, e.meta)).collect()
-        };
+            if gone.is_empty() {
+                return None;
+            }
+            let refs: Vec<Value> = gone.iter().map(|e| e.meta["phx_ref"].clone()).collect();
+            left = gone.into_iter().map(|e| (e.key, e.meta)).collect();
+            Some(json!({ "op": "untrack", "topic": topic, "refs": refs }))
+        });
         if left.is_empty() {
             return;
         }
@@ -143,25 +157,46 @@ impl Tracker {
         self.broadcast_diff(topic, Vec::new(), left);
     }
 
-    /// The topic's presences: `{key: {metas: [...]}}`.
+    /// The topic's presences on every node: `{key: {metas: [...]}}`.
     pub fn list(&self, topic: &str) -> Value {
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let entries = state
+        let local = state
             .topics
             .get(topic)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        group(
-            entries
-                .iter()
-                .map(|e| (e.key.clone(), e.meta.clone()))
-                .collect(),
-        )
+            .into_iter()
+            .flatten()
+            .map(|e| (e.key.clone(), e.meta.clone()));
+        let remote = state
+            .remote
+            .values()
+            .flat_map(|node| node.entries.get(topic).into_iter().flatten())
+            .map(|(key, meta)| (key.clone(), meta.clone()));
+        group(local.chain(remote).collect())
     }
 
     /// How many entries this node tracks.
     pub fn entry_count(&self) -> usize {
         self.entries.load(Ordering::Relaxed)
+    }
+
+    /// The other nodes this tracker hears from, with how many entries each has.
+    pub fn nodes(&self) -> Vec<(String, usize)> {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state
+            .remote
+            .iter()
+            .map(|(node, remote)| (node.clone(), remote.entries.values().map(Vec::len).sum()))
+            .collect()
+    }
+
+    /// Applies a local change and, when it returns an op, replicates it with the next clock.
+    /// The delta goes out under the lock so deltas leave in clock order.
+    fn change(&self, apply: impl FnOnce(&mut State) -> Option<Value>) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(op) = apply(&mut state) {
+            state.clock += 1;
+            replication::publish_delta(&self.bus, state.clock, op);
+        }
     }
 
     fn broadcast_diff(&self, topic: &str, joins: Vec<(String, Meta)>, leaves: Vec<(String, Meta)>) {

@@ -155,6 +155,17 @@ impl PubSub {
         self.deliver_local(message)
     }
 
+    /// Delivers to this node's sinks only, never to other nodes: for what every node computes
+    /// for itself (such as the leaves of a node that died).
+    pub fn broadcast_local(&self, topic: &str, event: &str, payload: serde_json::Value) -> usize {
+        self.deliver_local(Broadcast {
+            topic: Arc::from(topic),
+            event: Arc::from(event),
+            payload: Payload::Json(payload),
+            origin: None,
+        })
+    }
+
     /// Connects this bus to the other nodes through `backend`, in the background, reconnecting
     /// with backoff whenever the connection drops. Only the first call has an effect.
     pub fn connect_remote(&self, backend: Backend) -> Arc<RemoteStatus> {
