@@ -32,6 +32,7 @@ async fn joining_a_room_tracks_the_user_and_sends_the_state() {
     let ada = s.register("ada").await;
     let bob = s.register("bob").await;
     let mut a = s.socket(&ada.access_token).await;
+    a.skip_presence = false;
     a.send(json!(["1", "1", "room:lobby", "phx_join", {}]))
         .await;
     assert_eq!(
@@ -48,6 +49,7 @@ async fn joining_a_room_tracks_the_user_and_sends_the_state() {
     assert!(own[0]["phx_ref"].is_string());
 
     let mut b = s.socket(&bob.access_token).await;
+    b.skip_presence = false;
     b.send(json!(["1", "1", "room:lobby", "phx_join", {}]))
         .await;
     let state = next_event(&mut b, "presence_state").await;
@@ -81,6 +83,7 @@ async fn two_tabs_are_two_metas_and_status_updates_replace_one() {
     let s = sqlite().await;
     let ada = s.register("ada").await;
     let mut watcher = s.socket(&s.register("watcher").await.access_token).await;
+    watcher.skip_presence = false;
     watcher
         .send(json!(["1", "1", "room:lobby", "phx_join", {}]))
         .await;
@@ -88,6 +91,8 @@ async fn two_tabs_are_two_metas_and_status_updates_replace_one() {
 
     let mut tab1 = s.socket(&ada.access_token).await;
     let mut tab2 = s.socket(&ada.access_token).await;
+    tab1.skip_presence = false;
+    tab2.skip_presence = false;
     for tab in [&mut tab1, &mut tab2] {
         tab.send(json!(["1", "1", "room:lobby", "phx_join", {}]))
             .await;
