@@ -81,6 +81,12 @@ pub struct SocketSection {
     pub allow_guests: bool,
     /// How long a LongPoll GET is held open waiting for frames.
     pub longpoll_window_secs: u64,
+    /// Client events one socket may send per second (heartbeats aside); 0 turns the limit off.
+    pub events_per_second: u32,
+    /// Events a socket may send at once before the per-second rate applies.
+    pub event_burst: u32,
+    /// Refused events in a row after which the socket is closed (1008).
+    pub max_refused_in_a_row: u32,
 }
 
 impl Default for SocketSection {
@@ -94,6 +100,9 @@ impl Default for SocketSection {
             allowed_origins: Vec::new(),
             allow_guests: false,
             longpoll_window_secs: defaults.longpoll_window.as_secs(),
+            events_per_second: defaults.events_per_second,
+            event_burst: defaults.event_burst,
+            max_refused_in_a_row: defaults.max_refused_in_a_row,
         }
     }
 }
@@ -434,6 +443,9 @@ impl Config {
                 outbound_queue: self.socket.outbound_queue,
                 allowed_origins: self.socket.allowed_origins.clone(),
                 longpoll_window: Duration::from_secs(self.socket.longpoll_window_secs),
+                events_per_second: self.socket.events_per_second,
+                event_burst: self.socket.event_burst,
+                max_refused_in_a_row: self.socket.max_refused_in_a_row,
             },
             allow_guests: self.socket.allow_guests,
         }

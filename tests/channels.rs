@@ -706,3 +706,61 @@ async fn guests_read_public_rooms_only_when_allowed() {
     .expect(201);
     assert_eq!(guest.next_json().await[4]["body"], "welcome");
 }
+
+#[tokio::test]
+async fn flooding_pushes_are_refused_then_disconnected() {
+    let Some(s) = TestServer::start_with(Backend::Sqlite, |c| {
+        c.socket.events_per_second = 5;
+        c.socket.event_burst = 5;
+        c.socket.max_refused_in_a_row = 20;
+    })
+    .await
+    else {
+        return;
+    };
+    let (mut bystander, _) = member_socket(&s, "bystander").await;
+    let (mut flooder, _) = member_socket(&s, "flooder").await;
+    reply_of(&flooder.join("room:lobby", "1", json!({})).await, "1");
+    for n in 0..10 {
+        flooder
+            .send(json!(["1", format!("p{n}"), "room:lobby", "ping", {}]))
+            .await;
+    }
+    let mut reasons = Vec::new();
+    for n in 0..10 {
+        let (_, response) = reply_of(&flooder.next_json().await, &format!("p{n}"));
+        reasons.push(response["reason"].as_str().unwrap_or_default().to_owned());
+    }
+    // The join used one event of the burst of 5; four pings pass, the rest are refused.
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "unknown_event").count(),
+        4,
+        "{reasons:?}"
+    );
+    assert_eq!(
+        reasons.iter().filter(|r| *r == "rate_limited").count(),
+        6,
+        "{reasons:?}"
+    );
+    assert_eq!(
+        reply_of(&flooder.heartbeat("hb").await, "hb").0,
+        "ok",
+        "heartbeats are never limited"
+    );
+    assert_eq!(
+        reply_of(&bystander.heartbeat("hb").await, "hb").0,
+        "ok",
+        "others are served"
+    );
+    for n in 0..30 {
+        flooder
+            .send(json!(["1", format!("q{n}"), "room:lobby", "ping", {}]))
+            .await;
+    }
+    assert_eq!(
+        flooder.closed().await,
+        Some(1008),
+        "sustained abuse closes the connection"
+    );
+    assert_eq!(reply_of(&bystander.heartbeat("hb2").await, "hb2").0, "ok");
+}

@@ -20,6 +20,16 @@ struct Joined<A: Send + Sync + 'static> {
     ctx: ChannelContext<A>,
 }
 
+/// What the transport does after a message was handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    /// Close the connection with this code and reason.
+    Close(u16, &'static str),
+}
+
+type EventLimiter = governor::DefaultDirectRateLimiter;
+
 pub(crate) struct Connection<H: SocketHandler> {
     handler: Arc<H>,
     endpoint: Endpoint,
@@ -27,6 +37,9 @@ pub(crate) struct Connection<H: SocketHandler> {
     handle: Arc<ConnectionHandle>,
     channels: HashMap<String, Joined<H::Assigns>>,
     max_channels: usize,
+    limiter: Option<EventLimiter>,
+    refused_in_a_row: u32,
+    max_refused_in_a_row: u32,
 }
 
 impl<H: SocketHandler> Connection<H> {
@@ -35,21 +48,28 @@ impl<H: SocketHandler> Connection<H> {
         endpoint: Endpoint,
         assigns: Arc<H::Assigns>,
         handle: Arc<ConnectionHandle>,
-        max_channels: usize,
+        config: &crate::SocketConfig,
     ) -> Self {
+        let limiter = std::num::NonZeroU32::new(config.events_per_second).map(|rate| {
+            let burst = std::num::NonZeroU32::new(config.event_burst).unwrap_or(rate);
+            governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst))
+        });
         Self {
             handler,
             endpoint,
             assigns,
             handle,
             channels: HashMap::new(),
-            max_channels,
+            max_channels: config.max_channels,
+            limiter,
+            refused_in_a_row: 0,
+            max_refused_in_a_row: config.max_refused_in_a_row.max(1),
         }
     }
 
     /// Handles one client message.
-    pub async fn handle(&mut self, message: Message) {
-        // R1: heartbeats are answered before any channel lookup.
+    pub async fn handle(&mut self, message: Message) -> Flow {
+        // R1: heartbeats are answered before any channel lookup (and are never rate limited).
         if message.topic == events::PHOENIX && message.event == events::HEARTBEAT {
             self.reply(
                 None,
@@ -57,13 +77,33 @@ impl<H: SocketHandler> Connection<H> {
                 &message.topic,
                 &Reply::ok(Payload::empty()),
             );
-            return;
+            return Flow::Continue;
         }
+        if self
+            .limiter
+            .as_ref()
+            .is_some_and(|limiter| limiter.check().is_err())
+        {
+            self.refused_in_a_row += 1;
+            if self.refused_in_a_row >= self.max_refused_in_a_row {
+                let stats = self.endpoint.stats();
+                stats
+                    .rate_limited_disconnects
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Flow::Close(1008, "rate limited");
+            }
+            let refusal = Reply::reason("rate_limited");
+            let (join_ref, msg_ref) = (message.join_ref.as_deref(), message.msg_ref.as_deref());
+            self.reply(join_ref, msg_ref, &message.topic, &refusal);
+            return Flow::Continue;
+        }
+        self.refused_in_a_row = 0;
         match message.event.as_str() {
             events::JOIN => self.join(message).await,
             events::LEAVE => self.leave(message).await,
             _ => self.event(message).await,
         }
+        Flow::Continue
     }
 
     /// A broadcast the channel `channel_id` intercepts.

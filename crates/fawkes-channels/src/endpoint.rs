@@ -21,6 +21,7 @@ pub struct Stats {
     pub connections: AtomicU64,
     pub joined_channels: AtomicU64,
     pub slow_consumer_disconnects: AtomicU64,
+    pub rate_limited_disconnects: AtomicU64,
     pub frames_out: AtomicU64,
     pub frames_in: AtomicU64,
 }

@@ -44,6 +44,12 @@ pub struct SocketConfig {
     pub allowed_origins: Vec<String>,
     /// How long a LongPoll GET waits for frames; a session without GETs for 1.5 windows ends.
     pub longpoll_window: Duration,
+    /// Client events (heartbeats aside) one connection may send per second, and in a burst;
+    /// 0 means no limit. Beyond it events are refused with `rate_limited`.
+    pub events_per_second: u32,
+    pub event_burst: u32,
+    /// Refusals in a row after which the connection is closed (1008): sustained abuse.
+    pub max_refused_in_a_row: u32,
 }
 
 impl Default for SocketConfig {
@@ -55,6 +61,9 @@ impl Default for SocketConfig {
             outbound_queue: 1024,
             allowed_origins: Vec::new(),
             longpoll_window: Duration::from_secs(10),
+            events_per_second: 50,
+            event_burst: 100,
+            max_refused_in_a_row: 200,
         }
     }
 }

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::SocketState;
-use crate::connection::Connection;
+use crate::connection::{Connection, Flow};
 use crate::endpoint::{ConnectionHandle, Inbox, Outbound};
 use crate::handler::{ConnectRequest, SocketHandler};
 use crate::handshake::{origin_allowed, parse_query};
@@ -213,7 +213,7 @@ async fn run<H: SocketHandler>(
         endpoint.clone(),
         assigns,
         handle,
-        state.config.max_channels,
+        &state.config,
     );
     let mut check = tokio::time::interval(expiry / 3);
     // Polls and posts that reached another node come here over the bus.
@@ -230,10 +230,17 @@ async fn run<H: SocketHandler>(
             posted = posts.recv() => {
                 let Some((messages, done)) = posted else { break };
                 session.touch();
+                let mut flow = Flow::Continue;
                 for message in messages {
-                    connection.handle(message).await;
+                    flow = connection.handle(message).await;
+                    if flow != Flow::Continue {
+                        break;
+                    }
                 }
                 let _ = done.send(());
+                if flow != Flow::Continue {
+                    break;
+                }
             }
             message = inbox.recv() => match message {
                 Some(Inbox::Intercepted { channel_id, message }) => connection.intercepted(channel_id, message).await,

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::SocketState;
-use crate::connection::Connection;
+use crate::connection::{Connection, Flow};
 use crate::endpoint::{ConnectionHandle, Inbox, Outbound};
 use crate::handler::{ConnectRequest, SocketHandler};
 use crate::handshake::{auth_token_from_protocols, origin_allowed, parse_query};
@@ -81,7 +81,7 @@ async fn run<H: SocketHandler>(
         endpoint.clone(),
         assigns,
         handle,
-        config.max_channels,
+        config,
     );
 
     let idle = tokio::time::sleep(config.idle_timeout);
@@ -105,7 +105,11 @@ async fn run<H: SocketHandler>(
                 };
                 stats.frames_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 match decoded {
-                    Ok(message) => connection.handle(message).await,
+                    Ok(message) => {
+                        if let Flow::Close(code, reason) = connection.handle(message).await {
+                            break Some((code, reason));
+                        }
+                    }
                     Err(error) => {
                         tracing::debug!(%error, "malformed frame; closing");
                         break Some((1007, "malformed frame"));
