@@ -151,51 +151,42 @@ async fn longpoll_alternating(a: &TestServer, b: &TestServer, access_token: &str
         json!({"status": 200}),
         "a post through B"
     );
+    // Polls alternate between the nodes until `wanted` shows up among the frames.
     let mut frames: Vec<serde_json::Value> = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
     let mut on_b = true;
-    while !frames
-        .iter()
-        .any(|f| f[3] == "phx_reply" && f[4]["status"] == "ok")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no join reply through either node: {frames:?}"
-        );
-        let polled = poll(if on_b { b } else { a }).await;
-        on_b = !on_b;
-        assert!(
-            polled["status"] == 200 || polled["status"] == 204,
-            "{polled}"
-        );
-        for message in polled["messages"].as_array().cloned().unwrap_or_default() {
-            frames
-                .push(serde_json::from_str(message.as_str().unwrap_or("null")).unwrap_or_default());
+    let mut poll_until = async |wanted: &dyn Fn(&serde_json::Value) -> bool,
+                                frames: &mut Vec<serde_json::Value>| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !frames.iter().any(wanted) {
+            assert!(
+                Instant::now() < deadline,
+                "never arrived through either node: {frames:?}"
+            );
+            let polled = poll(if on_b { b } else { a }).await;
+            on_b = !on_b;
+            assert!(
+                polled["status"] == 200 || polled["status"] == 204,
+                "{polled}"
+            );
+            for message in polled["messages"].as_array().cloned().unwrap_or_default() {
+                frames.push(
+                    serde_json::from_str(message.as_str().unwrap_or("null")).unwrap_or_default(),
+                );
+            }
         }
-    }
-    assert_eq!(
-        post(
-            a,
-            json!(["1", "2", "room:lobby", "new_msg", {"body": "lp across nodes"}])
-        )
-        .await,
-        json!({"status": 200})
-    );
-    while !frames
-        .iter()
-        .any(|f| f[3] == "new_msg" && f[4]["body"] == "lp across nodes")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the message never came back: {frames:?}"
-        );
-        let polled = poll(if on_b { b } else { a }).await;
-        on_b = !on_b;
-        for message in polled["messages"].as_array().cloned().unwrap_or_default() {
-            frames
-                .push(serde_json::from_str(message.as_str().unwrap_or("null")).unwrap_or_default());
-        }
-    }
+    };
+    poll_until(
+        &|f| f[3] == "phx_reply" && f[4]["status"] == "ok",
+        &mut frames,
+    )
+    .await;
+    let message = json!(["1", "2", "room:lobby", "new_msg", {"body": "lp across nodes"}]);
+    assert_eq!(post(a, message).await, json!({"status": 200}));
+    poll_until(
+        &|f| f[3] == "new_msg" && f[4]["body"] == "lp across nodes",
+        &mut frames,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
