@@ -88,6 +88,16 @@ impl Server {
         connect_bus(config, &db, &bus);
         let endpoint = fawkes_channels::Endpoint::new(bus.clone());
         let domain = Domain::new(db.clone(), bus, config.auth_settings(secret), topics);
+        let node_name = config.node_name.clone();
+        let stats = endpoint.stats().clone();
+        domain.presence.set_node_info(move || {
+            use std::sync::atomic::Ordering::Relaxed;
+            serde_json::json!({
+                "name": node_name,
+                "connections": stats.connections.load(Relaxed),
+                "joined_channels": stats.joined_channels.load(Relaxed),
+            })
+        });
         replicate_presence(config, &domain);
         let state = AppState {
             domain: domain.clone(),

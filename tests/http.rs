@@ -163,6 +163,7 @@ async fn the_openapi_document_covers_every_route_with_errors(s: TestServer) {
         ("get", "/api/v1/api-keys"),
         ("post", "/api/v1/api-keys"),
         ("delete", "/api/v1/api-keys/{id}"),
+        ("get", "/api/v1/admin/nodes"),
         ("get", "/health"),
         ("get", "/ready"),
     ];

@@ -49,6 +49,26 @@ async fn across_nodes(bus: &str) {
         .await;
     assert_eq!(on_b.next_json().await[4]["status"], "ok");
 
+    // A lists both nodes, with B's socket counted on B.
+    let admin = a.user_with_role("root", fawkes_domain::Role::Admin).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let nodes = a.get("/api/v1/admin/nodes", &admin.access_token).await;
+        let nodes = nodes.expect(200).as_array().cloned().unwrap_or_default();
+        let other = nodes.iter().find(|n| n["this"] == false).cloned();
+        if nodes.len() == 2 && other.is_some_and(|n| n["info"]["connections"] == 1) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A never listed B with its socket: {nodes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.get("/api/v1/admin/nodes", &ada.access_token)
+        .await
+        .expect_error(403, "forbidden");
+
     // Presence replicates: node A lists the connection ada holds on node B.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -45,6 +45,15 @@ pub struct Domain {
 }
 
 impl Domain {
+    /// The nodes of the cluster with what each reports (admins only).
+    pub fn list_nodes(&self, actor: &Actor) -> Result<Vec<serde_json::Value>, DomainError> {
+        match actor {
+            Actor::Anonymous => Err(AuthFailure::Missing.into()),
+            _ if actor.is_admin() => Ok(self.presence.nodes()),
+            _ => Err(DomainError::Forbidden("only admins may list the nodes")),
+        }
+    }
+
     /// Whether the bus joins this node to others (presence must then be replicated).
     pub fn presence_bus_is_shared(&self) -> bool {
         self.bus.remote_status().is_some()

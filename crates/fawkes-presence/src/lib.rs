@@ -56,7 +56,11 @@ pub struct Tracker {
     state: Arc<Mutex<State>>,
     entries: Arc<AtomicUsize>,
     bus: PubSub,
+    info: Arc<Mutex<Option<NodeInfo>>>,
 }
+
+/// Produces what a node says about itself.
+type NodeInfo = Arc<dyn Fn() -> Value + Send + Sync>;
 
 impl std::fmt::Debug for Tracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -72,6 +76,7 @@ impl Tracker {
             state: Arc::default(),
             entries: Arc::default(),
             bus,
+            info: Arc::default(),
         }
     }
 
@@ -179,14 +184,40 @@ impl Tracker {
         self.entries.load(Ordering::Relaxed)
     }
 
-    /// The other nodes this tracker hears from, with how many entries each has.
-    pub fn nodes(&self) -> Vec<(String, usize)> {
+    /// Sets what this node says about itself in its heartbeats (and in [`Tracker::nodes`]).
+    pub fn set_node_info(&self, info: impl Fn() -> Value + Send + Sync + 'static) {
+        *self.info.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(info));
+    }
+
+    fn node_info(&self) -> Value {
+        let info = self
+            .info
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        info.map(|f| f()).unwrap_or(Value::Null)
+    }
+
+    /// This node and the others it hears from: `{id, this, info, presence_entries, last_seen_ms}`.
+    pub fn nodes(&self) -> Vec<Value> {
+        let this = json!({
+            "id": self.bus.node_id(),
+            "this": true,
+            "info": self.node_info(),
+            "presence_entries": self.entry_count(),
+            "last_seen_ms": 0,
+        });
         let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state
-            .remote
-            .iter()
-            .map(|(node, remote)| (node.clone(), remote.entries.values().map(Vec::len).sum()))
-            .collect()
+        let others = state.remote.iter().map(|(id, node)| {
+            json!({
+                "id": id,
+                "this": false,
+                "info": node.info,
+                "presence_entries": node.entries.values().map(Vec::len).sum::<usize>(),
+                "last_seen_ms": u64::try_from(node.last_seen.elapsed().as_millis()).unwrap_or(u64::MAX),
+            })
+        });
+        std::iter::once(this).chain(others).collect()
     }
 
     /// Applies a local change and, when it returns an op, replicates it with the next clock.

@@ -41,8 +41,10 @@ pub(crate) struct RemoteNode {
     pub clock: u64,
     /// topic → (key, meta)
     pub entries: HashMap<String, Vec<(String, Meta)>>,
-    last_seen: Instant,
+    pub last_seen: Instant,
     transfer_requested: Option<Instant>,
+    /// What the node says about itself in its heartbeats (name, connection counts).
+    pub info: Value,
 }
 
 impl RemoteNode {
@@ -52,6 +54,7 @@ impl RemoteNode {
             entries: HashMap::new(),
             last_seen: Instant::now(),
             transfer_requested: None,
+            info: Value::Null,
         }
     }
 }
@@ -110,10 +113,11 @@ impl Tracker {
                 self.bus.broadcast_local(&topic, DIFF_EVENT, leaves);
             }
         }
+        let info = self.node_info();
         self.bus.broadcast(
             TOPIC,
             "heartbeat",
-            json!({ "node": self.bus.node_id(), "clock": clock }),
+            json!({ "node": self.bus.node_id(), "clock": clock, "info": info }),
         );
     }
 
@@ -129,7 +133,7 @@ impl Tracker {
         }
         let clock = payload["clock"].as_u64().unwrap_or(0);
         match &*message.event {
-            "heartbeat" => self.on_heartbeat(node, clock),
+            "heartbeat" => self.on_heartbeat(node, clock, &payload["info"]),
             "delta" => self.on_delta(
                 node,
                 clock,
@@ -146,13 +150,14 @@ impl Tracker {
         }
     }
 
-    fn on_heartbeat(&self, node: &str, clock: u64) {
+    fn on_heartbeat(&self, node: &str, clock: u64, info: &Value) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let remote = state
             .remote
             .entry(node.to_owned())
             .or_insert_with(RemoteNode::unknown);
         remote.last_seen = Instant::now();
+        remote.info = info.clone();
         if remote.clock != clock {
             self.request_transfer(node, remote);
         }
@@ -195,6 +200,7 @@ impl Tracker {
                 entries,
                 last_seen: Instant::now(),
                 transfer_requested: None,
+                info: Value::Null,
             },
         );
     }

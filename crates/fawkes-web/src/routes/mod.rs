@@ -1,6 +1,7 @@
 //! The REST API v1. Handlers only translate: they extract, call one domain action and shape
 //! the answer. Validation and permission checks live in the domain.
 
+mod admin;
 mod auth;
 mod comments;
 mod devices;
@@ -21,4 +22,5 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(rooms::routes())
         .merge(comments::routes())
         .merge(publishing::routes())
+        .merge(admin::routes())
 }
