@@ -5,62 +5,25 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{Session, TestServer};
+use common::{Session, TestServer, id_of};
 use fawkes_domain::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+/// The path of the comments on `video`.
+fn comments_on(video: &str) -> String {
+    format!("/api/v1/videos/{video}/comments")
+}
+
 /// Comments on `video` as `who` and returns the stored comment.
 async fn comment(s: &TestServer, who: &Session, video: &str, content: &str) -> Value {
-    let reply = s
-        .post(
-            &format!("/api/v1/videos/{video}/comments"),
-            Some(&who.access_token),
-            json!({ "content": content }),
-        )
-        .await;
-    reply.expect(201).clone()
+    let body = json!({ "content": content });
+    s.create(&comments_on(video), &who.access_token, body).await
 }
 
-fn id_of(comment: &Value) -> String {
-    comment["id"].as_str().unwrap_or_default().to_owned()
-}
-
-/// Every comment on `video`, newest first, following `next_cursor`; also the page sizes.
-async fn read_all(
-    s: &TestServer,
-    who: &Session,
-    video: &str,
-    limit: u32,
-) -> (Vec<Value>, Vec<usize>) {
-    let mut comments = Vec::new();
-    let mut sizes = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = format!("/api/v1/videos/{video}/comments?limit={limit}");
-        if let Some(cursor) = &cursor {
-            path.push_str(&format!("&cursor={cursor}"));
-        }
-        let reply = s.get(&path, &who.access_token).await;
-        let page = reply.expect(200);
-        let items = page["items"].as_array().cloned().unwrap_or_default();
-        sizes.push(items.len());
-        comments.extend(items);
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return (comments, sizes),
-        }
-        assert!(sizes.len() < 1000, "pagination does not end");
-    }
-}
-
+/// The ids of the comments on `video`, newest first.
 async fn listed_ids(s: &TestServer, who: &Session, video: &str) -> Vec<String> {
-    read_all(s, who, video, 100)
-        .await
-        .0
-        .iter()
-        .map(id_of)
-        .collect()
+    s.listed_ids(&comments_on(video), &who.access_token).await
 }
 
 async fn a_comment_is_stored_and_listed(s: TestServer) {
@@ -74,9 +37,11 @@ async fn a_comment_is_stored_and_listed(s: TestServer) {
     assert_eq!(added["updated_at"], added["created_at"]);
 
     let bob = s.register("bob").await;
-    let (listed, _) = read_all(&s, &bob, "dQw4w9WgXcQ", 50).await;
+    let on_video = comments_on("dQw4w9WgXcQ");
+    let (listed, _) = s.read_pages(&on_video, &bob.access_token, 50).await;
     assert_eq!(listed, vec![added]);
-    let (other_video, _) = read_all(&s, &bob, "another_video-1", 50).await;
+    let on_other = comments_on("another_video-1");
+    let (other_video, _) = s.read_pages(&on_other, &bob.access_token, 50).await;
     assert!(other_video.is_empty(), "comments belong to one video");
 }
 
@@ -173,7 +138,8 @@ async fn only_the_author_edits_a_comment(s: TestServer) {
         .await
         .expect_error(403, "forbidden");
     }
-    let (listed, _) = read_all(&s, &ada, "vid", 50).await;
+    let vid = comments_on("vid");
+    let (listed, _) = s.read_pages(&vid, &ada.access_token, 50).await;
     assert_eq!(listed, vec![original.clone()], "the comment is unchanged");
 
     let edited = s
@@ -187,7 +153,7 @@ async fn only_the_author_edits_a_comment(s: TestServer) {
     assert_eq!(edited["id"], original["id"]);
     assert_eq!(edited["content"], "second take");
     assert_eq!(edited["created_at"], original["created_at"]);
-    let (listed, _) = read_all(&s, &bob, "vid", 50).await;
+    let (listed, _) = s.read_pages(&vid, &bob.access_token, 50).await;
     assert_eq!(listed, vec![edited.clone()]);
 
     let blank = s
@@ -267,7 +233,8 @@ async fn comments_page_newest_first_each_once(s: TestServer) {
     }
     comment(&s, &ada, "elsewhere", "not on this video").await;
 
-    let (comments, sizes) = read_all(&s, &ada, "paged", 3).await;
+    let paged = comments_on("paged");
+    let (comments, sizes) = s.read_pages(&paged, &ada.access_token, 3).await;
     assert_eq!(sizes, vec![3, 3, 1]);
     let ids: Vec<String> = comments.iter().map(id_of).collect();
     let newest_first: Vec<String> = posted.iter().rev().cloned().collect();

@@ -5,76 +5,30 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{Session, TestServer};
+use common::{Session, TestServer, id_of};
 use fawkes_domain::Role;
 use serde_json::{Value, json};
 
-async fn create_room(s: &TestServer, owner: &Session, slug: &str, private: bool) -> Value {
-    let body = json!({ "slug": slug, "name": format!("Room {slug}"), "is_private": private });
-    let reply = s
-        .post("/api/v1/rooms", Some(&owner.access_token), body)
-        .await;
-    reply.expect(201).clone()
+/// The path of the room's messages.
+fn messages_in(slug: &str) -> String {
+    format!("/api/v1/rooms/{slug}/messages")
 }
 
 /// Posts `body` to the room as `who` and returns the stored message.
 async fn post(s: &TestServer, who: &Session, slug: &str, body: &str) -> Value {
-    let reply = s
-        .post(
-            &format!("/api/v1/rooms/{slug}/messages"),
-            Some(&who.access_token),
-            json!({ "body": body }),
-        )
-        .await;
-    reply.expect(201).clone()
-}
-
-fn id_of(message: &Value) -> String {
-    message["id"].as_str().unwrap_or_default().to_owned()
-}
-
-/// Every message of the room as `who` reads it, newest first, following `next_cursor`; also
-/// returns the size of each page.
-async fn read_all(
-    s: &TestServer,
-    who: &Session,
-    slug: &str,
-    limit: u32,
-) -> (Vec<Value>, Vec<usize>) {
-    let mut messages = Vec::new();
-    let mut sizes = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = format!("/api/v1/rooms/{slug}/messages?limit={limit}");
-        if let Some(cursor) = &cursor {
-            path.push_str(&format!("&cursor={cursor}"));
-        }
-        let reply = s.get(&path, &who.access_token).await;
-        let page = reply.expect(200);
-        let items = page["items"].as_array().cloned().unwrap_or_default();
-        sizes.push(items.len());
-        messages.extend(items);
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return (messages, sizes),
-        }
-        assert!(sizes.len() < 1000, "pagination does not end");
-    }
+    let message = json!({ "body": body });
+    s.create(&messages_in(slug), &who.access_token, message)
+        .await
 }
 
 /// The ids of the room's messages, newest first.
 async fn listed_ids(s: &TestServer, who: &Session, slug: &str) -> Vec<String> {
-    read_all(s, who, slug, 100)
-        .await
-        .0
-        .iter()
-        .map(id_of)
-        .collect()
+    s.listed_ids(&messages_in(slug), &who.access_token).await
 }
 
 async fn a_posted_message_reads_back(s: TestServer) {
     let ada = s.register("ada").await;
-    let room = create_room(&s, &ada, "chat", false).await;
+    let room = s.create_room(&ada, "chat", false).await;
     let posted = post(&s, &ada, "chat", "Hello, world! 🦀 ünïcödé").await;
     assert_eq!(posted["body"], "Hello, world! 🦀 ünïcödé");
     assert_eq!(posted["room_id"], room["id"]);
@@ -84,7 +38,8 @@ async fn a_posted_message_reads_back(s: TestServer) {
     assert!(posted["created_at"].is_string());
 
     let bob = s.register("bob").await;
-    let (listed, _) = read_all(&s, &bob, "chat", 50).await;
+    let chat = messages_in("chat");
+    let (listed, _) = s.read_pages(&chat, &bob.access_token, 50).await;
     assert_eq!(listed, vec![posted], "everyone reads what was stored");
 }
 
@@ -129,7 +84,7 @@ async fn only_the_author_edits_and_editing_sets_edited_at(s: TestServer) {
     let ada = s.register("ada").await;
     let bob = s.register("bob").await;
     let admin = s.user_with_role("root", Role::Admin).await;
-    create_room(&s, &ada, "chat", false).await;
+    s.create_room(&ada, "chat", false).await;
     let message = post(&s, &bob, "chat", "original").await;
     let path = format!("/api/v1/messages/{}", id_of(&message));
 
@@ -139,7 +94,8 @@ async fn only_the_author_edits_and_editing_sets_edited_at(s: TestServer) {
             .await
             .expect_error(403, "forbidden");
     }
-    let (listed, _) = read_all(&s, &ada, "chat", 50).await;
+    let chat = messages_in("chat");
+    let (listed, _) = s.read_pages(&chat, &ada.access_token, 50).await;
     assert_eq!(listed, vec![message.clone()], "the message is unchanged");
 
     let edited = s
@@ -150,7 +106,7 @@ async fn only_the_author_edits_and_editing_sets_edited_at(s: TestServer) {
     assert_eq!(edited["body"], "corrected");
     assert_eq!(edited["created_at"], message["created_at"]);
     assert!(edited["edited_at"].is_string(), "{edited}");
-    let (listed, _) = read_all(&s, &ada, "chat", 50).await;
+    let (listed, _) = s.read_pages(&chat, &ada.access_token, 50).await;
     assert_eq!(listed, vec![edited.clone()]);
 
     let blank = s
@@ -158,7 +114,7 @@ async fn only_the_author_edits_and_editing_sets_edited_at(s: TestServer) {
         .await;
     blank.expect_error(422, "validation_failed");
     assert!(blank.body["error"]["details"]["body"].is_array());
-    let (listed, _) = read_all(&s, &ada, "chat", 50).await;
+    let (listed, _) = s.read_pages(&chat, &ada.access_token, 50).await;
     assert_eq!(listed[0]["body"], "corrected");
 }
 
@@ -178,7 +134,7 @@ async fn the_author_deletes_their_message(s: TestServer) {
 async fn the_room_owner_deletes_others_messages_in_their_room(s: TestServer) {
     let owner = s.register("owner").await;
     let guest = s.register("guest").await;
-    create_room(&s, &owner, "owned", false).await;
+    s.create_room(&owner, "owned", false).await;
     let message = post(&s, &guest, "owned", "rude words").await;
     s.delete(
         &format!("/api/v1/messages/{}", id_of(&message)),
@@ -205,7 +161,7 @@ async fn the_room_owner_deletes_others_messages_in_their_room(s: TestServer) {
 async fn an_admin_deletes_any_message(s: TestServer) {
     let owner = s.register("owner").await;
     let admin = s.user_with_role("root", Role::Admin).await;
-    create_room(&s, &owner, "hidden", true).await;
+    s.create_room(&owner, "hidden", true).await;
     let private = post(&s, &owner, "hidden", "secret").await;
     let public = post(&s, &owner, "lobby", "public").await;
     for message in [&private, &public] {
@@ -224,7 +180,7 @@ async fn an_unrelated_user_cannot_delete(s: TestServer) {
     let owner = s.register("owner").await;
     let author = s.register("author").await;
     let stranger = s.register("stranger").await;
-    create_room(&s, &owner, "place", false).await;
+    s.create_room(&owner, "place", false).await;
     let message = post(&s, &author, "place", "mine").await;
     s.delete(
         &format!("/api/v1/messages/{}", id_of(&message)),
@@ -263,7 +219,7 @@ async fn deleted_and_unknown_messages_are_404(s: TestServer) {
 async fn messages_in_a_private_room_do_not_exist_for_outsiders(s: TestServer) {
     let owner = s.register("owner").await;
     let outsider = s.register("outsider").await;
-    create_room(&s, &owner, "vault", true).await;
+    s.create_room(&owner, "vault", true).await;
     let message = post(&s, &owner, "vault", "classified").await;
     let path = format!("/api/v1/messages/{}", id_of(&message));
 
@@ -274,20 +230,22 @@ async fn messages_in_a_private_room_do_not_exist_for_outsiders(s: TestServer) {
     s.delete(&path, &outsider.access_token)
         .await
         .expect_error(404, "not_found");
-    let (listed, _) = read_all(&s, &owner, "vault", 50).await;
+    let vault = messages_in("vault");
+    let (listed, _) = s.read_pages(&vault, &owner.access_token, 50).await;
     assert_eq!(listed, vec![message]);
 }
 
 async fn history_pages_newest_first_with_each_message_once(s: TestServer) {
     let ada = s.register("ada").await;
-    create_room(&s, &ada, "history", false).await;
+    s.create_room(&ada, "history", false).await;
     let mut posted = Vec::new();
     for i in 0..7 {
         posted.push(id_of(
             &post(&s, &ada, "history", &format!("message {i}")).await,
         ));
     }
-    let (messages, sizes) = read_all(&s, &ada, "history", 3).await;
+    let history = messages_in("history");
+    let (messages, sizes) = s.read_pages(&history, &ada.access_token, 3).await;
     assert_eq!(sizes, vec![3, 3, 1]);
     let ids: Vec<String> = messages.iter().map(id_of).collect();
     let newest_first: Vec<String> = posted.iter().rev().cloned().collect();
@@ -297,7 +255,7 @@ async fn history_pages_newest_first_with_each_message_once(s: TestServer) {
     assert_eq!(bodies[6], "message 0");
 
     // When the last page is exactly full, its cursor is already null: no empty page follows.
-    let (messages, sizes) = read_all(&s, &ada, "history", 7).await;
+    let (messages, sizes) = s.read_pages(&history, &ada.access_token, 7).await;
     assert_eq!(messages.len(), 7);
     assert_eq!(sizes, vec![7], "a full last page has a null cursor");
     let unique: HashSet<String> = messages.iter().map(id_of).collect();

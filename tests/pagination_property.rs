@@ -45,42 +45,11 @@ struct Live {
     by_guest: bool,
 }
 
-/// The pages of one walk through a room's history, in the order they were read.
-struct Walked {
-    pages: Vec<Vec<Value>>,
-}
-
-impl Walked {
-    fn items(&self) -> impl Iterator<Item = &Value> {
-        self.pages.iter().flatten()
-    }
-}
-
 fn uuid_of(message: &Value) -> Uuid {
     message["id"]
         .as_str()
         .and_then(|id| Uuid::parse_str(id).ok())
         .unwrap_or_default()
-}
-
-/// Reads the room's whole history `limit` messages at a time, following `next_cursor`.
-async fn walk(s: &TestServer, who: &Session, slug: &str, limit: u32) -> Walked {
-    let mut pages = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = format!("/api/v1/rooms/{slug}/messages?limit={limit}");
-        if let Some(cursor) = &cursor {
-            path.push_str(&format!("&cursor={cursor}"));
-        }
-        let reply = s.get(&path, &who.access_token).await;
-        let page = reply.expect(200);
-        pages.push(page["items"].as_array().cloned().unwrap_or_default());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return Walked { pages },
-        }
-        assert!(pages.len() <= 1000, "pagination does not end");
-    }
 }
 
 /// Applies `ops` to a fresh room `slug`, then checks one paginated walk against the model.
@@ -150,22 +119,20 @@ async fn check_sequence(
         }
     }
 
-    let walked = walk(s, guest, slug, limit).await;
+    let path = format!("/api/v1/rooms/{slug}/messages");
+    let (items, sizes) = s.read_pages(&path, &guest.access_token, limit).await;
     let limit = limit as usize;
-    let (last, full) = walked
-        .pages
-        .split_last()
-        .expect("a walk has at least one page");
-    for page in full {
-        prop_assert_eq!(page.len(), limit, "a page with a cursor is full");
+    let (last, full) = sizes.split_last().expect("a walk has at least one page");
+    for &size in full {
+        prop_assert_eq!(size, limit, "a page with a cursor is full");
     }
-    prop_assert!(last.len() <= limit);
+    prop_assert!(*last <= limit);
     prop_assert!(
-        !last.is_empty() || walked.pages.len() == 1,
+        *last > 0 || sizes.len() == 1,
         "only an empty history ends on an empty page"
     );
 
-    let ids: Vec<Uuid> = walked.items().map(uuid_of).collect();
+    let ids: Vec<Uuid> = items.iter().map(uuid_of).collect();
     prop_assert!(
         ids.windows(2).all(|pair| pair[0] > pair[1]),
         "ids are strictly descending: {:?}",
@@ -173,8 +140,8 @@ async fn check_sequence(
     );
     let expected: Vec<(Uuid, String)> =
         model.iter().rev().map(|m| (m.id, m.body.clone())).collect();
-    let listed: Vec<(Uuid, String)> = walked
-        .items()
+    let listed: Vec<(Uuid, String)> = items
+        .iter()
         .map(|m| {
             (
                 uuid_of(m),
@@ -276,6 +243,7 @@ async fn paging_while_messages_arrive_sees_each_earlier_message_once(s: TestServ
         before.push(uuid_of(reply.expect(201)));
     }
 
+    let busy = "/api/v1/rooms/busy/messages";
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (posted_tx, mut posted_rx) = tokio::sync::watch::channel(Vec::<Uuid>::new());
     let writer = tokio::spawn(keep_posting(
@@ -298,16 +266,12 @@ async fn paging_while_messages_arrive_sees_each_earlier_message_once(s: TestServ
             .expect("the writer is running")
             .len();
         writes_seen = count;
-        let mut path = "/api/v1/rooms/busy/messages?limit=4".to_owned();
-        if let Some(cursor) = &cursor {
-            path.push_str(&format!("&cursor={cursor}"));
-        }
-        let reply = s.get(&path, &reader.access_token).await;
-        let page = reply.expect(200);
-        let items = page["items"].as_array().cloned().unwrap_or_default();
+        let (items, next) = s
+            .read_page(busy, &reader.access_token, 4, cursor.as_deref())
+            .await;
         pages.push(items.iter().map(uuid_of).collect());
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
+        match next {
+            Some(next) => cursor = Some(next),
             None => break,
         }
         assert!(pages.len() < 100, "pagination does not end");
@@ -346,28 +310,8 @@ async fn paging_while_messages_arrive_sees_each_earlier_message_once(s: TestServ
     assert_eq!(earlier_in_walk, newest_first);
 
     // Once the writer has stopped, a fresh walk has everything exactly once.
-    let mut all = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = "/api/v1/rooms/busy/messages?limit=100".to_owned();
-        if let Some(cursor) = &cursor {
-            path.push_str(&format!("&cursor={cursor}"));
-        }
-        let page = s.get(&path, &reader.access_token).await;
-        let page = page.expect(200);
-        all.extend(
-            page["items"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .map(uuid_of),
-        );
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => break,
-        }
-    }
+    let (items, _) = s.read_pages(busy, &reader.access_token, 100).await;
+    let all: Vec<Uuid> = items.iter().map(uuid_of).collect();
     let everything: HashSet<Uuid> = before.iter().copied().chain(written).collect();
     assert_eq!(all.len(), everything.len());
     assert_eq!(all.iter().copied().collect::<HashSet<_>>(), everything);

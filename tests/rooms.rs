@@ -8,15 +8,6 @@ use fawkes_domain::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// Creates a room as `owner` and returns it.
-async fn create_room(s: &TestServer, owner: &Session, slug: &str, private: bool) -> Value {
-    let body = json!({ "slug": slug, "name": format!("Room {slug}"), "is_private": private });
-    let reply = s
-        .post("/api/v1/rooms", Some(&owner.access_token), body)
-        .await;
-    reply.expect(201).clone()
-}
-
 /// `actor` adds `member` to the room; returns the reply.
 async fn add_member(
     s: &TestServer,
@@ -32,21 +23,18 @@ async fn add_member(
     .await
 }
 
+/// The slugs of a list of rooms.
+fn slugs_of(rooms: &[Value]) -> Vec<String> {
+    rooms
+        .iter()
+        .map(|r| r["slug"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 /// The slugs of every room `who` can list, following `next_cursor` to the end.
 async fn listed_slugs(s: &TestServer, who: &Session) -> Vec<String> {
-    let mut slugs = Vec::new();
-    let mut path = "/api/v1/rooms?limit=100".to_owned();
-    loop {
-        let page = s.get(&path, &who.access_token).await;
-        let page = page.expect(200);
-        for room in page["items"].as_array().cloned().unwrap_or_default() {
-            slugs.push(room["slug"].as_str().unwrap_or_default().to_owned());
-        }
-        match page["next_cursor"].as_str() {
-            Some(cursor) => path = format!("/api/v1/rooms?limit=100&cursor={cursor}"),
-            None => return slugs,
-        }
-    }
+    let (rooms, _) = s.read_pages("/api/v1/rooms", &who.access_token, 100).await;
+    slugs_of(&rooms)
 }
 
 /// The user ids of a room's members, as `who` sees them.
@@ -128,7 +116,7 @@ async fn creating_a_room_makes_the_creator_owner_and_member(s: TestServer) {
 async fn a_taken_slug_is_a_conflict_on_the_slug(s: TestServer) {
     let ada = s.register("ada").await;
     let bob = s.register("bob").await;
-    create_room(&s, &ada, "general", false).await;
+    s.create_room(&ada, "general", false).await;
     for (who, private) in [(&ada, false), (&bob, true)] {
         let body = json!({ "slug": "general", "name": "Another", "is_private": private });
         let reply = s.post("/api/v1/rooms", Some(&who.access_token), body).await;
@@ -224,7 +212,7 @@ async fn invalid_slugs_and_names_are_reported_per_field(s: TestServer) {
 async fn a_private_room_does_not_exist_for_outsiders(s: TestServer) {
     let owner = s.register("owner").await;
     let outsider = s.register("outsider").await;
-    let room = create_room(&s, &owner, "secret", true).await;
+    let room = s.create_room(&owner, "secret", true).await;
     assert_eq!(room["is_private"], true);
 
     let tok = outsider.access_token.as_str();
@@ -270,7 +258,7 @@ async fn a_private_room_does_not_exist_for_outsiders(s: TestServer) {
 async fn a_member_added_by_the_owner_can_see_and_post(s: TestServer) {
     let owner = s.register("owner").await;
     let friend = s.register("friend").await;
-    create_room(&s, &owner, "club", true).await;
+    s.create_room(&owner, "club", true).await;
 
     let added = add_member(&s, &owner, "club", &friend).await;
     let member = added.expect(201);
@@ -313,8 +301,8 @@ async fn only_the_owner_or_an_admin_adds_members(s: TestServer) {
     let member = s.register("member").await;
     let stranger = s.register("stranger").await;
     let admin = s.user_with_role("root", Role::Admin).await;
-    create_room(&s, &owner, "private", true).await;
-    create_room(&s, &owner, "public", false).await;
+    s.create_room(&owner, "private", true).await;
+    s.create_room(&owner, "public", false).await;
     add_member(&s, &owner, "private", &member).await.expect(201);
 
     // A member of a private room is not its owner.
@@ -344,7 +332,7 @@ async fn only_the_owner_or_an_admin_adds_members(s: TestServer) {
 
 async fn adding_an_unknown_or_malformed_user_is_refused(s: TestServer) {
     let owner = s.register("owner").await;
-    create_room(&s, &owner, "room", false).await;
+    s.create_room(&owner, "room", false).await;
     let unknown = json!({ "user_id": uuid::Uuid::new_v4() });
     s.post(
         "/api/v1/rooms/room/members",
@@ -367,7 +355,7 @@ async fn adding_an_unknown_or_malformed_user_is_refused(s: TestServer) {
 async fn admins_see_and_enter_private_rooms(s: TestServer) {
     let owner = s.register("owner").await;
     let admin = s.user_with_role("root", Role::Admin).await;
-    create_room(&s, &owner, "hideout", true).await;
+    s.create_room(&owner, "hideout", true).await;
     s.post(
         "/api/v1/rooms/hideout/messages",
         Some(&owner.access_token),
@@ -400,7 +388,7 @@ async fn admins_see_and_enter_private_rooms(s: TestServer) {
 async fn a_member_can_leave_and_then_loses_access(s: TestServer) {
     let owner = s.register("owner").await;
     let guest = s.register("guest").await;
-    create_room(&s, &owner, "den", true).await;
+    s.create_room(&owner, "den", true).await;
     add_member(&s, &owner, "den", &guest).await.expect(201);
 
     let leave = format!("/api/v1/rooms/den/members/{}", guest.user_id);
@@ -423,7 +411,7 @@ async fn the_owner_removes_members_and_members_cannot_remove_each_other(s: TestS
     let owner = s.register("owner").await;
     let ann = s.register("ann").await;
     let ben = s.register("ben").await;
-    create_room(&s, &owner, "team", false).await;
+    s.create_room(&owner, "team", false).await;
     add_member(&s, &owner, "team", &ann).await.expect(201);
     add_member(&s, &owner, "team", &ben).await.expect(201);
 
@@ -446,7 +434,7 @@ async fn the_owner_removes_members_and_members_cannot_remove_each_other(s: TestS
 async fn the_owner_cannot_be_removed(s: TestServer) {
     let owner = s.register("owner").await;
     let admin = s.user_with_role("root", Role::Admin).await;
-    create_room(&s, &owner, "mine", true).await;
+    s.create_room(&owner, "mine", true).await;
     let remove_owner = format!("/api/v1/rooms/mine/members/{}", owner.user_id);
     s.delete(&remove_owner, &owner.access_token)
         .await
@@ -506,31 +494,17 @@ async fn the_room_list_pages_through_every_visible_room_once(s: TestServer) {
     let ada = s.register("ada").await;
     let bob = s.register("bob").await;
     for i in 0..5 {
-        create_room(&s, &ada, &format!("room-{i}"), false).await;
+        s.create_room(&ada, &format!("room-{i}"), false).await;
     }
-    create_room(&s, &bob, "bobs-secret", true).await;
+    s.create_room(&bob, "bobs-secret", true).await;
 
-    let mut seen = Vec::new();
-    let mut pages = 0;
-    let mut path = "/api/v1/rooms?limit=2".to_owned();
-    loop {
-        let reply = s.get(&path, &ada.access_token).await;
-        let page = reply.expect(200);
-        let items = page["items"].as_array().cloned().unwrap_or_default();
-        assert!(items.len() <= 2, "more than the limit: {page}");
-        pages += 1;
-        seen.extend(
-            items
-                .iter()
-                .map(|r| r["slug"].as_str().unwrap_or_default().to_owned()),
-        );
-        match page["next_cursor"].as_str() {
-            Some(cursor) => path = format!("/api/v1/rooms?limit=2&cursor={cursor}"),
-            None => break,
-        }
-        assert!(pages < 10, "pagination does not end");
-    }
-    assert_eq!(pages, 3);
+    let (rooms, sizes) = s.read_pages("/api/v1/rooms", &ada.access_token, 2).await;
+    assert!(
+        sizes.iter().all(|&n| n <= 2),
+        "more than the limit: {sizes:?}"
+    );
+    assert_eq!(sizes.len(), 3);
+    let seen = slugs_of(&rooms);
     assert_eq!(
         seen,
         vec!["lobby", "room-0", "room-1", "room-2", "room-3", "room-4"],

@@ -5,36 +5,13 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::{Session, TestServer, session_from};
+use common::{Session, TestServer, id_of, session_from};
 use fawkes_domain::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 fn user_path(who: &Session) -> String {
     format!("/api/v1/users/{}", who.user_id)
-}
-
-/// Every user as the admin lists them, following `next_cursor`; also the page sizes.
-async fn list_all(s: &TestServer, admin: &Session, limit: u32) -> (Vec<Value>, Vec<usize>) {
-    let mut users = Vec::new();
-    let mut sizes = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut path = format!("/api/v1/users?limit={limit}");
-        if let Some(cursor) = &cursor {
-            path.push_str(&format!("&cursor={cursor}"));
-        }
-        let reply = s.get(&path, &admin.access_token).await;
-        let page = reply.expect(200);
-        let items = page["items"].as_array().cloned().unwrap_or_default();
-        sizes.push(items.len());
-        users.extend(items);
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return (users, sizes),
-        }
-        assert!(sizes.len() < 1000, "pagination does not end");
-    }
 }
 
 async fn role_of(s: &TestServer, who: &Session) -> Value {
@@ -64,12 +41,9 @@ async fn admins_page_through_every_user_once(s: TestServer) {
     for i in 0..6 {
         expected.push(s.register(&format!("user{i}")).await.user_id);
     }
-    let (users, sizes) = list_all(&s, &admin, 3).await;
+    let (users, sizes) = s.read_pages("/api/v1/users", &admin.access_token, 3).await;
     assert_eq!(sizes, vec![3, 3, 1]);
-    let ids: Vec<String> = users
-        .iter()
-        .map(|u| u["id"].as_str().unwrap_or_default().to_owned())
-        .collect();
+    let ids: Vec<String> = users.iter().map(id_of).collect();
     assert_eq!(ids, expected, "oldest first, each once");
     assert_eq!(users[1]["email"], "user0@example.com", "admins see emails");
     assert_eq!(users[1]["username"], "user0");
@@ -304,7 +278,9 @@ async fn admins_create_users_with_a_role(s: TestServer) {
             reply.body
         );
     }
-    let (users, _) = list_all(&s, &admin, 100).await;
+    let (users, _) = s
+        .read_pages("/api/v1/users", &admin.access_token, 100)
+        .await;
     assert_eq!(users.len(), 3, "root, partner and plain");
 }
 
@@ -331,7 +307,9 @@ async fn only_admins_create_users(s: TestServer) {
         .expect_error(401, "unauthenticated");
 
     let admin = s.user_with_role("root", Role::Admin).await;
-    let (users, _) = list_all(&s, &admin, 100).await;
+    let (users, _) = s
+        .read_pages("/api/v1/users", &admin.access_token, 100)
+        .await;
     let names: HashSet<&str> = users
         .iter()
         .filter_map(|u| u["username"].as_str())

@@ -375,6 +375,80 @@ impl TestServer {
             .expect("user created");
         session_from(self.login(name, None).await.expect(200))
     }
+
+    /// POSTs `body` to `path` as `token`, expects 201 and returns the created resource.
+    pub async fn create(&self, path: &str, token: &str, body: Value) -> Value {
+        self.post(path, Some(token), body).await.expect(201).clone()
+    }
+
+    /// Creates the room `slug` (named `Room {slug}`) as `owner` and returns it.
+    pub async fn create_room(&self, owner: &Session, slug: &str, private: bool) -> Value {
+        let body = json!({ "slug": slug, "name": format!("Room {slug}"), "is_private": private });
+        self.create("/api/v1/rooms", &owner.access_token, body)
+            .await
+    }
+
+    /// One page of the paginated list at `path`, at most `limit` items from `cursor` on (both are
+    /// added to the query string): the page's items and its `next_cursor`.
+    pub async fn read_page(
+        &self,
+        path: &str,
+        token: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> (Vec<Value>, Option<String>) {
+        let mut request = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .query(&[("limit", limit)]);
+        if let Some(cursor) = cursor {
+            request = request.query(&[("cursor", cursor)]);
+        }
+        let reply = Self::reply(request.send().await.expect("request sent")).await;
+        let page = reply.expect(200);
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        let next = match &page["next_cursor"] {
+            Value::String(next) => Some(next.clone()),
+            Value::Null => None,
+            other => panic!("next_cursor is neither a string nor null: {other}"),
+        };
+        (items, next)
+    }
+
+    /// Every item of the paginated list at `path`, `limit` at a time, following `next_cursor`
+    /// until it is null; also the size of each page, in the order the pages were read.
+    pub async fn read_pages(
+        &self,
+        path: &str,
+        token: &str,
+        limit: u32,
+    ) -> (Vec<Value>, Vec<usize>) {
+        let mut all = Vec::new();
+        let mut sizes = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let (items, next) = self.read_page(path, token, limit, cursor.as_deref()).await;
+            sizes.push(items.len());
+            all.extend(items);
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return (all, sizes),
+            }
+            assert!(sizes.len() < 1000, "pagination of {path} does not end");
+        }
+    }
+
+    /// The ids of every item of the paginated list at `path`, in the order listed.
+    pub async fn listed_ids(&self, path: &str, token: &str) -> Vec<String> {
+        let (items, _) = self.read_pages(path, token, 100).await;
+        items.iter().map(id_of).collect()
+    }
+}
+
+/// The `id` of a resource the API returned (empty when it has none).
+pub fn id_of(resource: &Value) -> String {
+    resource["id"].as_str().unwrap_or_default().to_owned()
 }
 
 pub fn password_of(name: &str) -> String {
