@@ -52,10 +52,14 @@ impl TestServer {
         query: &str,
         headers: &[(&str, &str)],
     ) -> Result<RawSocket, Refusal> {
-        let mut request = self
-            .socket_url(query)
-            .into_client_request()
-            .expect("request");
+        connect_raw(&self.socket_url(query), headers).await
+    }
+}
+
+/// Opens a raw socket to a full `ws://…/socket/websocket?…` URL.
+pub async fn connect_raw(url: &str, headers: &[(&str, &str)]) -> Result<RawSocket, Refusal> {
+    {
+        let mut request = url.into_client_request().expect("request");
         for (name, value) in headers {
             request.headers_mut().insert(
                 tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
