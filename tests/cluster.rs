@@ -261,6 +261,9 @@ async fn cluster(bus: &str) {
         assert_eq!(socket.heartbeat("hb").await[1], "hb", "exactly once");
     }
 
+    // The official client sees presence across nodes.
+    phoenix_presence_across(&[&a, &b, &c]).await;
+
     // Presence is the same from every node.
     for node in [&a, &b, &c] {
         converges(node, &ada, &[&ada_id, &bob_id]).await;
@@ -330,6 +333,37 @@ async fn cluster(bus: &str) {
         );
         delivery_resumes(&a, &mut on_b, &ada).await;
     }
+}
+
+/// Runs `conformance/cluster.test.mjs` (phoenix.js `Presence`) against the three nodes.
+async fn phoenix_presence_across(nodes: &[&Node]) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance");
+    common::install_conformance_client(&dir);
+    let bases: Vec<String> = nodes.iter().map(|n| n.base()).collect();
+    let run = tokio::process::Command::new("node")
+        .args([
+            "--test",
+            "--test-timeout=30000",
+            "--test-reporter=spec",
+            "cluster.test.mjs",
+        ])
+        .current_dir(&dir)
+        .env("FAWKES_URLS", bases.join(","))
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the cluster suite finishes")
+        .expect("node runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "phoenix.js across the cluster failed:\n{report}"
+    );
 }
 
 /// Terminates the LISTEN connections of the nodes' database.

@@ -8,26 +8,10 @@ use std::process::Stdio;
 
 use common::{Backend, TestServer};
 
-/// Installs the pinned client when `node_modules` is missing or older than the lockfile.
-fn install(dir: &Path) {
-    let installed = dir.join("node_modules/.package-lock.json");
-    let lock = dir.join("package-lock.json");
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    if modified(&installed).is_some() && modified(&installed) >= modified(&lock) {
-        return;
-    }
-    let status = std::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(dir)
-        .status()
-        .expect("npm runs (Node.js and npm must be installed)");
-    assert!(status.success(), "npm ci failed in {}", dir.display());
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_phoenix_client_works_unchanged() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance");
-    install(&dir);
+    common::install_conformance_client(&dir);
     let server = TestServer::start_with(Backend::Sqlite, |c| c.socket.longpoll_window_secs = 2)
         .await
         .expect("sqlite always runs");

@@ -510,3 +510,24 @@ macro_rules! on_every_database {
         }
     };
 }
+
+/// Installs the pinned client when `node_modules` is missing or older than the lockfile.
+pub fn install_conformance_client(dir: &std::path::Path) {
+    // Tests of one binary run in parallel; one `npm ci` at a time.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let installed = dir.join("node_modules/.package-lock.json");
+    let lock = dir.join("package-lock.json");
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&installed).is_some() && modified(&installed) >= modified(&lock) {
+        return;
+    }
+    let status = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .status()
+        .expect("npm runs (Node.js and npm must be installed)");
+    assert!(status.success(), "npm ci failed in {}", dir.display());
+}
