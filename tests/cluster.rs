@@ -264,6 +264,9 @@ async fn cluster(bus: &str) {
     // The official client sees presence across nodes.
     phoenix_presence_across(&[&a, &b, &c]).await;
 
+    // A LongPoll client whose requests alternate between the nodes keeps its session.
+    common::longpoll_across(&[a.base(), b.base(), c.base()], &ada).await;
+
     // Presence is the same from every node.
     for node in [&a, &b, &c] {
         converges(node, &ada, &[&ada_id, &bob_id]).await;

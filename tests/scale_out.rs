@@ -102,7 +102,7 @@ async fn across_nodes(bus: &str) {
     let next = on_b.heartbeat("hb").await;
     assert_eq!(next[1], "hb", "the message arrived exactly once: {next}");
 
-    longpoll_alternating(&a, &b, &ada.access_token).await;
+    common::longpoll_across(&[a.base.clone(), b.base.clone()], &ada.access_token).await;
 
     // Logging out on A disconnects the socket on B.
     a.call(
@@ -114,99 +114,6 @@ async fn across_nodes(bus: &str) {
     .await
     .expect(204);
     assert_eq!(on_b.closed().await, Some(1001));
-}
-
-/// A LongPoll session opened on A keeps working when its requests land on B.
-async fn longpoll_alternating(a: &TestServer, b: &TestServer, access_token: &str) {
-    let opened: serde_json::Value = a
-        .client
-        .get(format!(
-            "{}/socket/longpoll?vsn=2.0.0&token={access_token}",
-            a.base
-        ))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("JSON");
-    assert_eq!(opened["status"], 410);
-    let session = opened["token"].as_str().expect("token").to_owned();
-    let post = |server: &TestServer, frame: serde_json::Value| {
-        let request = server
-            .client
-            .post(format!(
-                "{}/socket/longpoll?vsn=2.0.0&token={session}",
-                server.base
-            ))
-            .header("content-type", "application/x-ndjson")
-            .body(frame.to_string());
-        async move {
-            request
-                .send()
-                .await
-                .expect("sent")
-                .json::<serde_json::Value>()
-                .await
-                .expect("JSON")
-        }
-    };
-    let poll = |server: &TestServer| {
-        let request = server.client.get(format!(
-            "{}/socket/longpoll?vsn=2.0.0&token={session}",
-            server.base
-        ));
-        async move {
-            request
-                .send()
-                .await
-                .expect("sent")
-                .json::<serde_json::Value>()
-                .await
-                .expect("JSON")
-        }
-    };
-    assert_eq!(
-        post(b, json!(["1", "1", "room:lobby", "phx_join", {}])).await,
-        json!({"status": 200}),
-        "a post through B"
-    );
-    // Polls alternate between the nodes until `wanted` shows up among the frames.
-    let mut frames: Vec<serde_json::Value> = Vec::new();
-    let mut on_b = true;
-    let mut poll_until = async |wanted: &dyn Fn(&serde_json::Value) -> bool,
-                                frames: &mut Vec<serde_json::Value>| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !frames.iter().any(wanted) {
-            assert!(
-                Instant::now() < deadline,
-                "never arrived through either node: {frames:?}"
-            );
-            let polled = poll(if on_b { b } else { a }).await;
-            on_b = !on_b;
-            assert!(
-                polled["status"] == 200 || polled["status"] == 204,
-                "{polled}"
-            );
-            for message in polled["messages"].as_array().cloned().unwrap_or_default() {
-                frames.push(
-                    serde_json::from_str(message.as_str().unwrap_or("null")).unwrap_or_default(),
-                );
-            }
-        }
-    };
-    poll_until(
-        &|f| f[3] == "phx_reply" && f[4]["status"] == "ok",
-        &mut frames,
-    )
-    .await;
-    let message = json!(["1", "2", "room:lobby", "new_msg", {"body": "lp across nodes"}]);
-    assert_eq!(post(a, message).await, json!({"status": 200}));
-    poll_until(
-        &|f| f[3] == "new_msg" && f[4]["body"] == "lp across nodes",
-        &mut frames,
-    )
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

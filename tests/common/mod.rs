@@ -531,3 +531,86 @@ pub fn install_conformance_client(dir: &std::path::Path) {
         .expect("npm runs (Node.js and npm must be installed)");
     assert!(status.success(), "npm ci failed in {}", dir.display());
 }
+
+/// A LongPoll session opened on the first node keeps working while its posts and polls go to
+/// the nodes in turn: it joins the lobby, posts, and gets both replies back.
+pub async fn longpoll_across(bases: &[String], access_token: &str) {
+    use std::time::{Duration, Instant};
+    let client = reqwest::Client::new();
+    let url =
+        |base: &str, session: &str| format!("{base}/socket/longpoll?vsn=2.0.0&token={session}");
+    let opened: Value = client
+        .get(url(&bases[0], access_token))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(opened["status"], 410);
+    let session = opened["token"].as_str().expect("session token").to_owned();
+    let mut turn = 1;
+    let mut next_base = || {
+        turn += 1;
+        bases[turn % bases.len()].clone()
+    };
+    let post = |base: String, frame: Value| {
+        let request = client
+            .post(url(&base, &session))
+            .header("content-type", "application/x-ndjson")
+            .body(frame.to_string());
+        async move {
+            request
+                .send()
+                .await
+                .expect("sent")
+                .json::<Value>()
+                .await
+                .expect("JSON")
+        }
+    };
+    let joined = post(next_base(), json!(["1", "1", "room:lobby", "phx_join", {}])).await;
+    assert_eq!(
+        joined,
+        json!({"status": 200}),
+        "a post through another node"
+    );
+    let posted = post(
+        next_base(),
+        json!(["1", "2", "room:lobby", "new_msg", {"body": "longpoll across nodes"}]),
+    )
+    .await;
+    assert_eq!(posted, json!({"status": 200}));
+    let mut frames: Vec<Value> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let complete = |frames: &[Value]| {
+        frames
+            .iter()
+            .any(|f| f[3] == "phx_reply" && f[1] == "1" && f[4]["status"] == "ok")
+            && frames
+                .iter()
+                .any(|f| f[3] == "new_msg" && f[4]["body"] == "longpoll across nodes")
+    };
+    while !complete(&frames) {
+        assert!(
+            Instant::now() < deadline,
+            "the replies never came back through the nodes: {frames:?}"
+        );
+        let polled: Value = client
+            .get(url(&next_base(), &session))
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("JSON");
+        assert!(
+            polled["status"] == 200 || polled["status"] == 204,
+            "{polled}"
+        );
+        for message in polled["messages"].as_array().cloned().unwrap_or_default() {
+            frames
+                .push(serde_json::from_str(message.as_str().unwrap_or("null")).unwrap_or_default());
+        }
+    }
+}
