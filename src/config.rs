@@ -37,8 +37,11 @@ pub struct Config {
     pub secret_key: Option<String>,
     /// Apply pending migrations when `serve` starts.
     pub auto_migrate: bool,
-    /// This node's name in logs and, later, in the cluster.
+    /// This node's name in logs and in `GET /api/v1/admin/nodes`.
     pub node_name: String,
+    /// The cluster this node belongs to: nodes hear only their own cluster on a shared bus
+    /// server (letters, digits and `_`).
+    pub cluster_name: String,
     /// Pub/sub backend joining the nodes: `local` (one node), `postgres` (LISTEN/NOTIFY on the
     /// database), `redis://…` or `nats://…`.
     pub pubsub: String,
@@ -168,6 +171,7 @@ impl Default for Config {
             secret_key: None,
             auto_migrate: true,
             node_name: "fawkes@localhost".to_owned(),
+            cluster_name: "fawkes".to_owned(),
             pubsub: "local".to_owned(),
             cors_origins: Vec::new(),
             log: LogConfig::default(),

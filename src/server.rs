@@ -47,7 +47,7 @@ fn connect_bus(config: &Config, db: &DatabaseConnection, bus: &PubSub) {
         Ok(BusKind::Local) | Err(_) => return,
     };
     tracing::info!(node = %config.node_name, "joining the other nodes through the {} bus", config.pubsub);
-    bus.connect_remote(backend);
+    bus.connect_remote_as(backend, &config.cluster_name);
 }
 
 /// With several nodes, presence is replicated between them.

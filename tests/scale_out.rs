@@ -12,10 +12,17 @@ use serde_json::json;
 /// Servers A and B on A's database, both on `bus`.
 async fn pair(bus: &str) -> Option<(TestServer, TestServer)> {
     let bus = bus.to_owned();
-    let a = TestServer::start_with(Backend::Postgres, |c| c.pubsub = bus.clone()).await?;
+    // A cluster of its own, so no other test's nodes share the bus.
+    let cluster = format!("scale_out_{}", uuid::Uuid::new_v4().simple());
+    let a = TestServer::start_with(Backend::Postgres, |c| {
+        c.pubsub = bus.clone();
+        c.cluster_name = cluster.clone();
+    })
+    .await?;
     let shared = a.config.database_url.clone();
     let b = TestServer::start_with(Backend::Postgres, |c| {
         c.pubsub = bus.clone();
+        c.cluster_name = cluster.clone();
         c.database_url = shared.clone();
     })
     .await?;

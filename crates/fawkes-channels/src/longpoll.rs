@@ -182,17 +182,27 @@ async fn open<H: SocketHandler>(
         inbox,
         state.endpoint.stats().clone(),
     ));
+    // Subscribed before the client learns the token, so a first request that lands on
+    // another node and is forwarded here is never missed.
+    let forwarded = state.endpoint.bus().subscribe(&session_topic(&token), 64);
     tokio::spawn(run(
         state.clone(),
         token.clone(),
         session,
         Arc::new(assigns),
         handle,
-        posts_rx,
-        inbox_rx,
+        (posts_rx, inbox_rx, forwarded),
     ));
     json_response(json!({ "status": 410, "token": token, "messages": [] }))
 }
+
+/// What a session's task listens to: posted frames, its control inbox, and polls and posts
+/// forwarded from other nodes.
+type SessionInputs = (
+    mpsc::Receiver<(Vec<Message>, oneshot::Sender<()>)>,
+    mpsc::UnboundedReceiver<Inbox>,
+    fawkes_pubsub::Subscription,
+);
 
 /// The session's task: handles posted frames in order, like a WebSocket connection's reader.
 async fn run<H: SocketHandler>(
@@ -201,8 +211,7 @@ async fn run<H: SocketHandler>(
     session: Arc<Session>,
     assigns: Arc<H::Assigns>,
     handle: Arc<ConnectionHandle>,
-    mut posts: mpsc::Receiver<(Vec<Message>, oneshot::Sender<()>)>,
-    mut inbox: mpsc::UnboundedReceiver<Inbox>,
+    (mut posts, mut inbox, mut forwarded): SessionInputs,
 ) {
     let endpoint = state.endpoint.clone();
     let expiry = state.config.longpoll_window.mul_f32(1.5);
@@ -216,9 +225,7 @@ async fn run<H: SocketHandler>(
         &state.config,
     );
     let mut check = tokio::time::interval(expiry / 3);
-    // Polls and posts that reached another node come here over the bus.
     let bus = endpoint.bus().clone();
-    let mut forwarded = bus.subscribe(&session_topic(&token), 64);
     loop {
         tokio::select! {
             request = forwarded.recv() => {

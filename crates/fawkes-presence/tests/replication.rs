@@ -15,7 +15,8 @@ const SETTINGS: ReplicationSettings = ReplicationSettings {
 
 async fn node(url: &str) -> (PubSub, Tracker) {
     let bus = PubSub::new();
-    bus.connect_remote(Backend::Redis(url.to_owned()));
+    let cluster = format!("replication_{}", std::process::id());
+    bus.connect_remote_as(Backend::Redis(url.to_owned()), &cluster);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !bus.remote_status().is_some_and(|s| s.is_connected()) {
         assert!(Instant::now() < deadline, "redis did not connect");

@@ -169,10 +169,16 @@ impl PubSub {
     /// Connects this bus to the other nodes through `backend`, in the background, reconnecting
     /// with backoff whenever the connection drops. Only the first call has an effect.
     pub fn connect_remote(&self, backend: Backend) -> Arc<RemoteStatus> {
+        self.connect_remote_as(backend, "fawkes")
+    }
+
+    /// Like [`PubSub::connect_remote`], for the cluster named `cluster`: clusters sharing one
+    /// Redis, NATS or PostgreSQL server never hear each other.
+    pub fn connect_remote_as(&self, backend: Backend, cluster: &str) -> Arc<RemoteStatus> {
         if let Some(bridge) = self.inner.remote.get() {
             return bridge.status.clone();
         }
-        let bridge = remote::start(self.clone(), backend);
+        let bridge = remote::start(self.clone(), backend, cluster);
         let status = bridge.status.clone();
         let _ = self.inner.remote.set(bridge);
         status

@@ -17,8 +17,14 @@ mod nats;
 mod postgres;
 mod redis;
 
-/// The channel / subject every node publishes on and listens to.
-const CHANNEL: &str = "fawkes_bus";
+/// The channel / subject every node of a cluster publishes on and listens to.
+fn channel_of(cluster: &str) -> Arc<str> {
+    let cluster: String = cluster
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    Arc::from(format!("fawkes_bus_{cluster}"))
+}
 /// Messages waiting for the remote before new ones are dropped (and counted).
 const OUTBOUND_QUEUE: usize = 16_384;
 
@@ -102,13 +108,14 @@ impl Bridge {
     }
 }
 
-pub(crate) fn start(bus: PubSub, backend: Backend) -> Bridge {
+pub(crate) fn start(bus: PubSub, backend: Backend, cluster: &str) -> Bridge {
     let status = Arc::new(RemoteStatus::new(backend.name()));
     let (outbound, queue) = mpsc::channel(OUTBOUND_QUEUE);
+    let channel = channel_of(cluster);
     match backend {
-        Backend::Redis(url) => redis::start(bus, url, queue, status.clone()),
-        Backend::Nats(url) => nats::start(bus, url, queue, status.clone()),
-        Backend::Postgres(pool) => postgres::start(bus, pool, queue, status.clone()),
+        Backend::Redis(url) => redis::start(bus, url, channel, queue, status.clone()),
+        Backend::Nats(url) => nats::start(bus, url, channel, queue, status.clone()),
+        Backend::Postgres(pool) => postgres::start(bus, pool, channel, queue, status.clone()),
     }
     Bridge { outbound, status }
 }

@@ -29,8 +29,9 @@ async fn connected(nodes: &[&PubSub]) {
 
 async fn exactly_once_across_nodes(backend: impl Fn() -> Backend) {
     let (a, b) = (PubSub::new(), PubSub::new());
-    a.connect_remote(backend());
-    b.connect_remote(backend());
+    let cluster = format!("remote_{}", rand_suffix());
+    a.connect_remote_as(backend(), &cluster);
+    b.connect_remote_as(backend(), &cluster);
     connected(&[&a, &b]).await;
     let topic = format!("room:bus-{}", rand_suffix());
     let mut on_a = a.subscribe(&topic, 16);

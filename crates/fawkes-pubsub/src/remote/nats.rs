@@ -7,12 +7,13 @@ use std::sync::atomic::Ordering;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{CHANNEL, RemoteStatus, backoff};
+use super::{RemoteStatus, backoff};
 use crate::PubSub;
 
 pub(super) fn start(
     bus: PubSub,
     url: String,
+    channel: Arc<str>,
     mut queue: mpsc::Receiver<Vec<u8>>,
     status: Arc<RemoteStatus>,
 ) {
@@ -43,7 +44,7 @@ pub(super) fn start(
             }
         };
         let mut subscription = loop {
-            match client.subscribe(CHANNEL).await {
+            match client.subscribe(channel.to_string()).await {
                 Ok(subscription) => break subscription,
                 Err(error) => {
                     status.down(&error);
@@ -60,7 +61,7 @@ pub(super) fn start(
             }
         });
         while let Some(bytes) = queue.recv().await {
-            match client.publish(CHANNEL, bytes.into()).await {
+            match client.publish(channel.to_string(), bytes.into()).await {
                 Ok(()) => status.sent.fetch_add(1, Ordering::Relaxed),
                 Err(_) => status.dropped.fetch_add(1, Ordering::Relaxed),
             };

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::mpsc;
 
-use super::{CHANNEL, RemoteStatus, backoff};
+use super::{RemoteStatus, backoff};
 use crate::PubSub;
 
 /// Below NOTIFY's 8000-byte limit, with room for the quoting.
@@ -21,15 +21,25 @@ const KEEP_STORED_MS: i64 = 60_000;
 pub(super) fn start(
     bus: PubSub,
     pool: PgPool,
+    channel: Arc<str>,
     mut queue: mpsc::Receiver<Vec<u8>>,
     status: Arc<RemoteStatus>,
 ) {
     let listener_pool = pool.clone();
     let listener_status = status.clone();
+    let listener_channel = channel.clone();
     tokio::spawn(async move {
         let mut attempt = 0;
         loop {
-            match listen(&bus, &listener_pool, &listener_status, &mut attempt).await {
+            match listen(
+                &bus,
+                &listener_pool,
+                &listener_channel,
+                &listener_status,
+                &mut attempt,
+            )
+            .await
+            {
                 Ok(()) => listener_status.down(&"listener ended"),
                 Err(error) => listener_status.down(&error),
             }
@@ -39,7 +49,7 @@ pub(super) fn start(
     });
     tokio::spawn(async move {
         while let Some(bytes) = queue.recv().await {
-            match notify(&pool, bytes).await {
+            match notify(&pool, &channel, bytes).await {
                 Ok(()) => status.sent.fetch_add(1, Ordering::Relaxed),
                 Err(error) => {
                     tracing::debug!(%error, "NOTIFY failed");
@@ -50,7 +60,7 @@ pub(super) fn start(
     });
 }
 
-async fn notify(pool: &PgPool, bytes: Vec<u8>) -> sqlx::Result<()> {
+async fn notify(pool: &PgPool, channel: &str, bytes: Vec<u8>) -> sqlx::Result<()> {
     let text = String::from_utf8(bytes).unwrap_or_default();
     let payload = if text.len() <= NOTIFY_LIMIT {
         text
@@ -70,7 +80,7 @@ async fn notify(pool: &PgPool, bytes: Vec<u8>) -> sqlx::Result<()> {
         format!("{STORED}{id}")
     };
     sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
+        .bind(channel)
         .bind(payload)
         .execute(pool)
         .await?;
@@ -80,11 +90,12 @@ async fn notify(pool: &PgPool, bytes: Vec<u8>) -> sqlx::Result<()> {
 async fn listen(
     bus: &PubSub,
     pool: &PgPool,
+    channel: &str,
     status: &RemoteStatus,
     attempt: &mut u32,
 ) -> sqlx::Result<()> {
     let mut listener = PgListener::connect_with(pool).await?;
-    listener.listen(CHANNEL).await?;
+    listener.listen(channel).await?;
     status.up();
     *attempt = 0;
     // `try_recv` answers None when the connection drops, instead of reconnecting silently and

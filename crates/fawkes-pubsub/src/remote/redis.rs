@@ -8,21 +8,31 @@ use futures_util::StreamExt;
 use redis::AsyncCommands;
 use tokio::sync::mpsc;
 
-use super::{CHANNEL, RemoteStatus, backoff};
+use super::{RemoteStatus, backoff};
 use crate::PubSub;
 
 pub(super) fn start(
     bus: PubSub,
     url: String,
+    channel: Arc<str>,
     mut queue: mpsc::Receiver<Vec<u8>>,
     status: Arc<RemoteStatus>,
 ) {
     let subscriber_status = status.clone();
     let subscriber_url = url.clone();
+    let subscriber_channel = channel.clone();
     tokio::spawn(async move {
         let mut attempt = 0;
         loop {
-            match subscribe(&bus, &subscriber_url, &subscriber_status, &mut attempt).await {
+            match subscribe(
+                &bus,
+                &subscriber_url,
+                &subscriber_channel,
+                &subscriber_status,
+                &mut attempt,
+            )
+            .await
+            {
                 Ok(()) => subscriber_status.down(&"subscription ended"),
                 Err(error) => subscriber_status.down(&error),
             }
@@ -52,7 +62,7 @@ pub(super) fn start(
                 attempt += 1;
                 continue;
             };
-            match manager.publish::<_, _, i64>(CHANNEL, bytes).await {
+            match manager.publish::<_, _, i64>(&*channel, bytes).await {
                 Ok(_) => {
                     status.sent.fetch_add(1, Ordering::Relaxed);
                 }
@@ -68,12 +78,13 @@ pub(super) fn start(
 async fn subscribe(
     bus: &PubSub,
     url: &str,
+    channel: &str,
     status: &RemoteStatus,
     attempt: &mut u32,
 ) -> redis::RedisResult<()> {
     let client = redis::Client::open(url)?;
     let mut pubsub = client.get_async_pubsub().await?;
-    pubsub.subscribe(CHANNEL).await?;
+    pubsub.subscribe(channel).await?;
     status.up();
     *attempt = 0;
     let mut messages = pubsub.into_on_message();
