@@ -52,7 +52,7 @@ fn connect_bus(config: &Config, db: &DatabaseConnection, bus: &PubSub) {
 
 /// With several nodes, presence is replicated between them.
 fn replicate_presence(config: &Config, domain: &Domain) {
-    if domain.presence_bus_is_shared() {
+    if !matches!(config.bus_kind(), Ok(BusKind::Local) | Err(_)) {
         let settings = fawkes_presence::ReplicationSettings {
             heartbeat: std::time::Duration::from_millis(config.presence.heartbeat_ms.max(50)),
             node_timeout: std::time::Duration::from_secs(config.presence.node_timeout_secs.max(1)),

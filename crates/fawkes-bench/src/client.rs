@@ -152,8 +152,13 @@ impl Fleet {
     /// Keeps the connections open (heartbeating) for `period`.
     pub async fn keep_alive_for(&mut self, period: Duration) -> anyhow::Result<()> {
         tokio::time::sleep(period).await;
-        if self.tasks.len() < self.size {
-            bail!("connections dropped while idle");
+        // A connection's task ends only when its socket does.
+        let mut dropped = 0;
+        while let Some(ended) = self.tasks.try_join_next() {
+            dropped += usize::from(ended.is_ok());
+        }
+        if dropped > 0 {
+            bail!("{dropped} of {} connections dropped while idle", self.size);
         }
         Ok(())
     }

@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -18,7 +17,6 @@ pub struct ConnectRequest {
     pub params: HashMap<String, String>,
     /// The token from the `authToken` option (WebSocket subprotocol or LongPoll header).
     pub auth_token: Option<String>,
-    pub peer: Option<SocketAddr>,
 }
 
 /// The application side of a socket endpoint.

@@ -148,11 +148,7 @@ async fn open<H: SocketHandler>(
         .get("x-phoenix-authtoken")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let request = ConnectRequest {
-        params,
-        auth_token,
-        peer: None,
-    };
+    let request = ConnectRequest { params, auth_token };
     let Some(assigns) = state.handler.connect(&request).await else {
         return status_only(403);
     };

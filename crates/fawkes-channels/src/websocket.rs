@@ -37,7 +37,6 @@ pub(crate) async fn upgrade<H: SocketHandler>(
     let request = ConnectRequest {
         params,
         auth_token: auth_token_from_protocols(&headers),
-        peer: None,
     };
     let Some(assigns) = state.handler.connect(&request).await else {
         return StatusCode::FORBIDDEN.into_response();

@@ -41,7 +41,6 @@ pub struct Domain {
     pub publishing: publishing::Publishing,
     /// Who is on which topic (rooms track their members' connections).
     pub presence: fawkes_presence::Tracker,
-    bus: PubSub,
 }
 
 impl Domain {
@@ -52,11 +51,6 @@ impl Domain {
             _ if actor.is_admin() => Ok(self.presence.nodes()),
             _ => Err(DomainError::Forbidden("only admins may list the nodes")),
         }
-    }
-
-    /// Whether the bus joins this node to others (presence must then be replicated).
-    pub fn presence_bus_is_shared(&self) -> bool {
-        self.bus.remote_status().is_some()
     }
 
     pub fn new(
@@ -71,9 +65,8 @@ impl Domain {
             accounts: accounts::Accounts::new(db.clone(), bus.clone(), auth),
             messaging: messaging::Messaging::new(db.clone(), bus.clone(), presence.clone()),
             comments: comments::Comments::new(db, bus.clone()),
-            publishing: publishing::Publishing::new(bus.clone(), topics),
+            publishing: publishing::Publishing::new(bus, topics),
             presence,
-            bus,
         }
     }
 }

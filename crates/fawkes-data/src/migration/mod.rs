@@ -73,3 +73,30 @@ async fn index(
     }
     manager.create_index(index.to_owned()).await
 }
+
+/// Makes `table.column` (a `VARCHAR(length)`) compare exactly on MySQL/MariaDB, whose default
+/// collation ignores case; SQLite and PostgreSQL already compare exactly. `down` undoes it.
+async fn exact_text_on_mysql(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    column: &str,
+    length: u32,
+    exact: bool,
+) -> Result<(), DbErr> {
+    use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+    if manager.get_database_backend() != DbBackend::MySql {
+        return Ok(());
+    }
+    let collation = if exact {
+        " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+    } else {
+        ""
+    };
+    let statement =
+        format!("ALTER TABLE {table} MODIFY {column} VARCHAR({length}){collation} NOT NULL");
+    manager
+        .get_connection()
+        .execute_unprepared(&statement)
+        .await
+        .map(|_| ())
+}

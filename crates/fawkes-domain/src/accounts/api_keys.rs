@@ -17,6 +17,9 @@ use crate::time::{now, to_datetime};
 use crate::validation::validate;
 use crate::{Actor, AuthFailure, DomainError, Scope, Service};
 
+/// How stale `last_used_at` may be.
+const LAST_USED_PRECISION_MS: i64 = 60_000;
+
 /// Every API key starts with this, so a key is told apart from an access token at a glance.
 pub const API_KEY_PREFIX: &str = "fk_";
 
@@ -141,11 +144,18 @@ impl Accounts {
             .one(self.db.as_ref())
             .await?
             .ok_or(AuthFailure::InvalidToken)?;
-        api_key::Entity::update_many()
-            .col_expr(api_key::Column::LastUsedAt, Expr::value(now()))
-            .filter(api_key::Column::Id.eq(row.id))
-            .exec(self.db.as_ref())
-            .await?;
+        // Recorded at most once a minute: a busy service must not turn every call into a write.
+        let at = now();
+        if row
+            .last_used_at
+            .is_none_or(|last| at - last > LAST_USED_PRECISION_MS)
+        {
+            api_key::Entity::update_many()
+                .col_expr(api_key::Column::LastUsedAt, Expr::value(at))
+                .filter(api_key::Column::Id.eq(row.id))
+                .exec(self.db.as_ref())
+                .await?;
+        }
         let scopes = row
             .scopes
             .split_whitespace()
