@@ -75,6 +75,16 @@ impl<A> ChannelContext<A> {
         }
     }
 
+    /// A handle that pushes to this channel's client from another task (such as a live
+    /// view's own task), with this join's `join_ref`.
+    pub fn pusher(&self) -> PushHandle {
+        PushHandle {
+            connection: self.connection.clone(),
+            topic: self.topic.clone(),
+            join_ref: self.join_ref.clone(),
+        }
+    }
+
     fn publish(&self, event: &str, payload: Payload, origin: Option<u64>) {
         let payload = match payload {
             Payload::Json(value) => fawkes_pubsub::Payload::Json(value),
@@ -85,6 +95,27 @@ impl<A> ChannelContext<A> {
             event: Arc::from(event),
             payload,
             origin,
+        });
+    }
+}
+
+/// Pushes to one joined channel's client; see [`ChannelContext::pusher`].
+#[derive(Debug, Clone)]
+pub struct PushHandle {
+    connection: Arc<ConnectionHandle>,
+    topic: Arc<str>,
+    join_ref: Option<Arc<str>>,
+}
+
+impl PushHandle {
+    pub fn push(&self, event: &str, payload: impl Into<Payload>) {
+        self.connection.send_message(&Outgoing {
+            kind: Kind::Push,
+            join_ref: self.join_ref.as_deref(),
+            msg_ref: None,
+            topic: &self.topic,
+            event,
+            payload: &payload.into(),
         });
     }
 }

@@ -17,6 +17,8 @@ pub struct ConnectRequest {
     pub params: HashMap<String, String>,
     /// The token from the `authToken` option (WebSocket subprotocol or LongPoll header).
     pub auth_token: Option<String>,
+    /// The request's headers: cookies and Origin, for handlers that check them.
+    pub headers: axum::http::HeaderMap,
 }
 
 /// The application side of a socket endpoint.

@@ -24,7 +24,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{any, get};
 
-pub use context::{ChannelContext, ReplyHandle};
+pub use context::{ChannelContext, PushHandle, ReplyHandle};
 pub use endpoint::{Endpoint, Stats};
 pub use handler::{Channel, ConnectRequest, HandleIn, HandleOut, Reply, SocketHandler, StopReason};
 pub use message::{Message, Payload};

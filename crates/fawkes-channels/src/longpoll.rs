@@ -148,7 +148,11 @@ async fn open<H: SocketHandler>(
         .get("x-phoenix-authtoken")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let request = ConnectRequest { params, auth_token };
+    let request = ConnectRequest {
+        params,
+        auth_token,
+        headers: headers.clone(),
+    };
     let Some(assigns) = state.handler.connect(&request).await else {
         return status_only(403);
     };

@@ -37,6 +37,7 @@ pub(crate) async fn upgrade<H: SocketHandler>(
     let request = ConnectRequest {
         params,
         auth_token: auth_token_from_protocols(&headers),
+        headers,
     };
     let Some(assigns) = state.handler.connect(&request).await else {
         return StatusCode::FORBIDDEN.into_response();
