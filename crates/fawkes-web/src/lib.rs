@@ -58,8 +58,11 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
         .merge(openapi::docs(openapi))
         .with_state(state);
     // Sockets answer in their own protocol (LongPoll sets its own CORS headers and always
-    // answers 200), so the API's CORS, timeout and envelope layers stay off them.
-    layers::apply(router, settings).nest("/socket", layers::sockets(sockets))
+    // answers 200), so the API's CORS, timeout and envelope layers stay off them. So do the
+    // assets: they are gzipped at build time and a miss is a plain 404, not the JSON envelope.
+    layers::apply(router, settings)
+        .nest("/socket", layers::sockets(sockets))
+        .merge(fawkes_assets::router())
 }
 
 /// The OpenAPI document, for `fawkes openapi`.
