@@ -28,6 +28,7 @@ pub use authors::Author;
 pub use error::{AuthFailure, DomainError, FieldErrors};
 pub use page::{Cursor, Page, PageRequest};
 pub use time::Timestamp;
+pub use validation::validate;
 
 use fawkes_pubsub::PubSub;
 use sea_orm::DatabaseConnection;

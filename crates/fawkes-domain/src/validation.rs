@@ -3,7 +3,11 @@ use garde::Validate;
 use crate::{DomainError, FieldErrors};
 
 /// Runs the input's declared rules; every failing field is reported, not just the first.
-pub(crate) fn validate<T: Validate<Context = ()>>(input: &T) -> Result<(), DomainError> {
+///
+/// Public so that a live page can check a form as it is typed with exactly the rules the action
+/// will apply on submit (the action validates again; this is never a substitute). Fails with
+/// [`DomainError::Validation`], field path to messages.
+pub fn validate<T: Validate<Context = ()>>(input: &T) -> Result<(), DomainError> {
     input.validate().map_err(|report| {
         let mut fields = FieldErrors::new();
         for (path, error) in report.iter() {

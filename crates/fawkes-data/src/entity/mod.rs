@@ -6,6 +6,7 @@ pub mod message;
 pub mod refresh_token;
 pub mod room;
 pub mod room_member;
+pub mod room_read;
 pub mod session;
 pub mod user;
 pub mod user_device;

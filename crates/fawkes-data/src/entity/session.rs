@@ -14,7 +14,8 @@ pub struct Model {
     pub last_used_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
-    /// Why it was revoked: `logout`, `reuse`, `device_revoked`, `deactivated`.
+    /// Why it was revoked: `logout`, `reuse`, `device_revoked`, `deactivated`,
+    /// `password_changed`.
     pub revoked_reason: Option<String>,
 }
 

@@ -17,6 +17,7 @@ mod m20261124_000009_comments_video_id_case;
 mod m20261124_000010_user_devices_device_id_case;
 mod m20261124_000011_api_keys;
 mod m20261124_000012_bus_messages;
+mod m20261124_000013_room_reads;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000010_user_devices_device_id_case::Migration),
             Box::new(m20261124_000011_api_keys::Migration),
             Box::new(m20261124_000012_bus_messages::Migration),
+            Box::new(m20261124_000013_room_reads::Migration),
         ]
     }
 }

@@ -19,8 +19,8 @@ pub use api_keys::{API_KEY_PREFIX, ApiKey, CreatedApiKey, NewApiKey};
 pub use password::PasswordHasher;
 pub use tokens::{AccessClaims, TokenSigner};
 pub use views::{
-    AuthTokens, CreateUser, Device, LoginInput, PublicUser, RefreshInput, RegisterInput,
-    UpdateUser, User,
+    AuthTokens, ChangePassword, ChangeUsername, CreateUser, Device, LoginInput, PublicUser,
+    RefreshInput, RegisterInput, UpdateUser, User,
 };
 
 /// Token lifetimes and signing material.

@@ -12,6 +12,12 @@ pub(super) fn signed_in(actor: &Actor) -> Result<&Identity, DomainError> {
         .ok_or(DomainError::Unauthenticated(AuthFailure::Missing))
 }
 
+/// A user changes their own name and password, nobody else's: the account is the actor's, so
+/// being signed in as a user is the whole rule (services and the operator have no account).
+pub(super) fn change_own_account(actor: &Actor) -> Result<&Identity, DomainError> {
+    signed_in(actor)
+}
+
 /// Creating accounts with a chosen role, listing accounts and changing them: admins only.
 pub(super) fn manage_users(actor: &Actor) -> Result<(), DomainError> {
     match actor {

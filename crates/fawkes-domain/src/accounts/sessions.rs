@@ -137,28 +137,59 @@ impl Accounts {
             return self.authenticate_api_key(access_token).await;
         }
         let claims = self.tokens.verify(access_token)?;
+        let (actor, _) = self.open_session(claims.sub, claims.sid).await?;
+        Ok(actor)
+    }
+
+    /// Establishes who holds a page cookie, which carries a `(user, session)` pair the server
+    /// signed at login instead of a JWT. The checks are those of [`Accounts::authenticate`], so
+    /// logout, device revocation, deactivation and role changes reach pages at once.
+    ///
+    /// A cookie has no expiry of its own that the domain could check, so the session's does: once
+    /// the session's refresh lifetime is over the page must sign in again, as an API client
+    /// would.
+    pub async fn authenticate_session(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+    ) -> Result<Actor, DomainError> {
+        let (actor, expires_at) = self.open_session(user_id, session_id).await?;
+        if expires_at <= now() {
+            return Err(AuthFailure::SessionRevoked.into());
+        }
+        Ok(actor)
+    }
+
+    /// The actor of `session_id`, if that session belongs to `user_id`, is still open and the
+    /// account is active; the role is the one stored now. Also the session's expiry.
+    async fn open_session(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+    ) -> Result<(Actor, i64), DomainError> {
         let db = self.db.as_ref();
-        let session = session::Entity::find_by_id(claims.sid)
+        let session = session::Entity::find_by_id(session_id)
             .one(db)
             .await?
-            .filter(|s| s.user_id == claims.sub)
+            .filter(|s| s.user_id == user_id)
             .ok_or(AuthFailure::InvalidToken)?;
         if session.revoked_at.is_some() {
             return Err(AuthFailure::SessionRevoked.into());
         }
-        let user = user::Entity::find_by_id(claims.sub)
+        let user = user::Entity::find_by_id(user_id)
             .one(db)
             .await?
             .ok_or(AuthFailure::InvalidToken)?;
         if !user.is_active {
             return Err(AuthFailure::AccountDisabled.into());
         }
-        Ok(Actor::User(Identity {
+        let actor = Actor::User(Identity {
             user_id: user.id,
             role: Role::parse(&user.role).unwrap_or(Role::User),
             session_id: session.id,
             device_id: session.device_id,
-        }))
+        });
+        Ok((actor, session.expires_at))
     }
 
     /// Revokes open sessions and tells their sockets to disconnect.

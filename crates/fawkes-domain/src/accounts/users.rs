@@ -2,13 +2,26 @@
 
 use fawkes_data::entity::{session, user};
 use sea_orm::prelude::*;
-use sea_orm::{ActiveValue::Set, QuerySelect};
+use sea_orm::sea_query::LikeExpr;
+use sea_orm::{ActiveValue::Set, Condition, QueryOrder, QuerySelect};
 
-use super::{Accounts, CreateUser, PublicUser, UpdateUser, User, policy};
+use super::{
+    Accounts, ChangePassword, ChangeUsername, CreateUser, PublicUser, UpdateUser, User, policy,
+};
 use crate::page::oldest_first;
 use crate::time::now;
 use crate::validation::validate;
 use crate::{Actor, DomainError, Page, PageRequest, Role};
+
+/// The most accounts one search returns.
+const MAX_SEARCH_RESULTS: u64 = 100;
+
+/// The longest search text worth sending to the database: no email or username is longer.
+const MAX_SEARCH_CHARS: usize = 254;
+
+/// The escape character of search patterns. Not a backslash, which MySQL also treats as an
+/// escape inside string literals, so one pattern means the same on every backend.
+const LIKE_ESCAPE: char = '!';
 
 /// Emails are compared and stored lowercased.
 pub(super) fn normalize_email(email: &str) -> String {
@@ -51,6 +64,126 @@ impl Accounts {
             .all(self.db.as_ref())
             .await?;
         Ok(Page::from_rows(rows, limit, |row| row.id, User::from))
+    }
+
+    /// Accounts whose username or email contains `query`, ignoring case, newest first; an empty
+    /// query lists the newest accounts. At most `limit` (1 to 100) of them; admins only.
+    ///
+    /// Case is ignored by comparing the lowercased query with `username_key` and `email`, which
+    /// hold the lowercased name and address (lowercased by the same Rust function at every
+    /// write). Lowering the columns in SQL instead would differ per backend: SQLite's `LOWER`
+    /// folds ASCII only, and it does nothing to MySQL binary strings.
+    pub async fn search_users(
+        &self,
+        actor: &Actor,
+        query: &str,
+        limit: u64,
+    ) -> Result<Vec<User>, DomainError> {
+        policy::manage_users(actor)?;
+        if !(1..=MAX_SEARCH_RESULTS).contains(&limit) {
+            return Err(DomainError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_SEARCH_RESULTS}"),
+            ));
+        }
+        let needle = query.trim().to_lowercase();
+        if needle.chars().count() > MAX_SEARCH_CHARS {
+            return Err(DomainError::invalid(
+                "query",
+                format!("must be at most {MAX_SEARCH_CHARS} characters"),
+            ));
+        }
+        let mut select = user::Entity::find();
+        if !needle.is_empty() {
+            let pattern = format!("%{}%", escape_like(&needle));
+            let contains = || LikeExpr::new(pattern.clone()).escape(LIKE_ESCAPE);
+            select = select.filter(
+                Condition::any()
+                    .add(user::Column::UsernameKey.like(contains()))
+                    .add(user::Column::Email.like(contains())),
+            );
+        }
+        let rows = select
+            .order_by_desc(user::Column::Id)
+            .limit(limit)
+            .all(self.db.as_ref())
+            .await?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    /// `change_username`: the signed-in user renames their own account. Names are unique
+    /// regardless of case, as at sign-up; changing only the case of one's own name is allowed.
+    ///
+    /// Nothing is broadcast: no topic carries account details (messages keep the name they were
+    /// sent under in their broadcasts, and lists read names afresh).
+    pub async fn change_username(
+        &self,
+        actor: &Actor,
+        input: ChangeUsername,
+    ) -> Result<User, DomainError> {
+        validate(&input)?;
+        let identity = policy::change_own_account(actor)?;
+        let username_key = input.username.to_lowercase();
+        self.ensure_username_free(&username_key, Some(identity.user_id))
+            .await?;
+        let updated = user::ActiveModel {
+            id: Set(identity.user_id),
+            username: Set(input.username),
+            username_key: Set(username_key),
+            updated_at: Set(now()),
+            ..Default::default()
+        }
+        .update(self.db.as_ref())
+        .await
+        .map_err(|e| match e {
+            DbErr::RecordNotUpdated => DomainError::NotFound("user"),
+            // Someone took the name between the check and the update.
+            other => match DomainError::from(other) {
+                DomainError::Conflict { .. } => username_taken(),
+                other => other,
+            },
+        })?;
+        Ok(User::from(updated))
+    }
+
+    /// `change_password`: the signed-in user sets a new password after proving they know the
+    /// current one. Every other session of the account ends (its sockets are disconnected), so
+    /// whoever else held the old password or a token is out; the actor's own session stays.
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        input: ChangePassword,
+    ) -> Result<(), DomainError> {
+        validate(&input)?;
+        let identity = policy::change_own_account(actor)?;
+        let user = self.find_user(identity.user_id).await?;
+        if !self
+            .passwords
+            .verify(input.current_password, user.password_hash)
+            .await?
+        {
+            return Err(DomainError::invalid(
+                "current_password",
+                "is not the current password",
+            ));
+        }
+        let password_hash = self.passwords.hash(input.new_password).await?;
+        user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now()))
+            .filter(user::Column::Id.eq(user.id))
+            .exec(self.db.as_ref())
+            .await?;
+        let others: Vec<Uuid> = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .filter(session::Column::UserId.eq(user.id))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::Id.ne(identity.session_id))
+            .into_tuple()
+            .all(self.db.as_ref())
+            .await?;
+        self.revoke_sessions(others, "password_changed").await
     }
 
     /// `update_user`: an admin changes a role or (de)activates an account. Deactivation ends
@@ -158,16 +291,53 @@ impl Accounts {
                 message: "an account with this email already exists".to_owned(),
             });
         }
-        let taken = user::Entity::find()
-            .filter(user::Column::UsernameKey.eq(username_key))
-            .one(db)
-            .await?;
-        if taken.is_some() {
-            return Err(DomainError::Conflict {
-                field: "username",
-                message: "this username is taken".to_owned(),
-            });
+        self.ensure_username_free(username_key, None).await
+    }
+
+    /// Fails with the `username` conflict when another account than `except` has the name.
+    async fn ensure_username_free(
+        &self,
+        username_key: &str,
+        except: Option<Uuid>,
+    ) -> Result<(), DomainError> {
+        let mut taken = user::Entity::find().filter(user::Column::UsernameKey.eq(username_key));
+        if let Some(user_id) = except {
+            taken = taken.filter(user::Column::Id.ne(user_id));
+        }
+        if taken.one(self.db.as_ref()).await?.is_some() {
+            return Err(username_taken());
         }
         Ok(())
+    }
+}
+
+fn username_taken() -> DomainError {
+    DomainError::Conflict {
+        field: "username",
+        message: "this username is taken".to_owned(),
+    }
+}
+
+/// `text` with the pattern characters of `LIKE` (and the escape character) escaped, so a
+/// search for `a_b` or `50%` finds those characters literally.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_') || c == LIKE_ESCAPE {
+            escaped.push(LIKE_ESCAPE);
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(escape_like("a_b%c!d"), "a!_b!%c!!d");
+        assert_eq!(escape_like("plain"), "plain");
     }
 }

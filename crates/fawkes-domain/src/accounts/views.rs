@@ -164,6 +164,25 @@ pub struct CreateUser {
     pub role: Option<Role>,
 }
 
+/// A new name for the signed-in user's own account; the same rules as at sign-up.
+#[derive(Debug, Clone, Deserialize, Validate, utoipa::ToSchema)]
+pub struct ChangeUsername {
+    #[garde(length(chars, min = 3, max = 32), pattern(r"^[A-Za-z0-9_.-]+$"))]
+    #[schema(example = "ada")]
+    pub username: String,
+}
+
+/// A new password for the signed-in user's own account. The current one is asked for again so
+/// that a session left open (or a stolen cookie) cannot lock the owner out.
+#[derive(Deserialize, Validate, utoipa::ToSchema)]
+pub struct ChangePassword {
+    #[garde(length(min = 1, max = 128))]
+    pub current_password: String,
+    /// The same rules as at sign-up.
+    #[garde(length(chars, min = 8, max = 128))]
+    pub new_password: String,
+}
+
 /// An admin's change to a user.
 #[derive(Debug, Clone, Default, Deserialize, Validate, utoipa::ToSchema)]
 pub struct UpdateUser {

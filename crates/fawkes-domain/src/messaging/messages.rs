@@ -1,5 +1,7 @@
 //! Messages in rooms.
 
+use std::time::Duration;
+
 use fawkes_data::entity::{message, room};
 use sea_orm::ActiveValue::Set;
 use sea_orm::prelude::*;
@@ -140,6 +142,28 @@ impl Messaging {
         Ok(())
     }
 
+    /// How many messages were posted in the last `within`, in every room (deleted ones too: they
+    /// were posted); admins only.
+    pub async fn recent_message_count(
+        &self,
+        actor: &Actor,
+        within: Duration,
+    ) -> Result<u64, DomainError> {
+        policy::view_activity(actor)?;
+        let window = i64::try_from(within.as_millis()).unwrap_or(i64::MAX);
+        let since = now().saturating_sub(window);
+        // `created_at` has no index, but the id does and says the same: a UUIDv7 begins with its
+        // creation time, taken a moment before `created_at`. The id bound (with a second of
+        // slack for that moment) lets the primary key find the window; `created_at` decides.
+        let first_possible_id = v7_floor(since.saturating_sub(1_000));
+        let count = message::Entity::find()
+            .filter(message::Column::Id.gte(first_possible_id))
+            .filter(message::Column::CreatedAt.gte(since))
+            .count(self.db.as_ref())
+            .await?;
+        Ok(count)
+    }
+
     /// A live message and its room, if the actor can enter the room.
     async fn find_message(
         &self,
@@ -167,5 +191,31 @@ impl Messaging {
         let authors = load_authors(self.db.as_ref(), [row.author_id]).await?;
         let author = author_of(&authors, row.author_id);
         Ok(Message::new(row, author))
+    }
+}
+
+/// The smallest UUIDv7 of the millisecond `ms` (Unix): its 48-bit time and zeros after. Every
+/// v7 id made at or after `ms` compares greater, bytewise as all three backends compare ids.
+fn v7_floor(ms: i64) -> Uuid {
+    let ms = u128::try_from(ms.max(0)).unwrap_or(0) & ((1 << 48) - 1);
+    Uuid::from_u128(ms << 80)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::v7_floor;
+    use uuid::Uuid;
+
+    #[test]
+    fn the_v7_floor_precedes_ids_of_its_millisecond_and_follows_older_ones() {
+        let id = Uuid::now_v7();
+        let ms = id
+            .get_timestamp()
+            .map(|t| t.to_unix())
+            .map(|(s, n)| s as i64 * 1000 + i64::from(n / 1_000_000))
+            .unwrap_or_default();
+        assert!(v7_floor(ms) <= id);
+        assert!(v7_floor(ms + 1) > id);
+        assert_eq!(v7_floor(-5), Uuid::nil());
     }
 }

@@ -2,6 +2,7 @@
 
 mod messages;
 mod policy;
+mod reads;
 mod rooms;
 mod views;
 
@@ -10,7 +11,8 @@ use std::sync::Arc;
 use fawkes_pubsub::PubSub;
 use sea_orm::DatabaseConnection;
 
-pub use views::{AddMember, Member, Message, MessageBody, NewRoom, Room};
+pub use reads::UNREAD_CAP;
+pub use views::{AddMember, Member, Message, MessageBody, NewRoom, Room, RoomUnread};
 
 /// The messaging context.
 #[derive(Clone, Debug)]
@@ -34,4 +36,10 @@ impl Messaging {
 /// `member_removed`).
 pub fn room_topic(slug: &str) -> String {
     format!("room:{slug}")
+}
+
+/// The topic on which a user's pages hear that they read a room (`room_read`), so every open tab
+/// of theirs can clear that room's unread count. No socket channel serves it.
+pub fn reads_topic(user_id: uuid::Uuid) -> String {
+    format!("room_reads:{user_id}")
 }

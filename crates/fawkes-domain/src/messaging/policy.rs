@@ -21,6 +21,22 @@ pub(super) fn post_message(actor: &Actor) -> Result<uuid::Uuid, DomainError> {
     actor.user_id().ok_or(AuthFailure::Missing.into())
 }
 
+/// Read marks belong to a user: the actor must be a signed-in user (whose id this is).
+pub(super) fn track_reads(actor: &Actor) -> Result<Uuid, DomainError> {
+    actor.user_id().ok_or(AuthFailure::Missing.into())
+}
+
+/// Figures about the whole deployment (how many messages lately): admins only.
+pub(super) fn view_activity(actor: &Actor) -> Result<(), DomainError> {
+    match actor {
+        Actor::Anonymous => Err(AuthFailure::Missing.into()),
+        _ if actor.is_admin() => Ok(()),
+        _ => Err(DomainError::Forbidden(
+            "only admins may see the message activity",
+        )),
+    }
+}
+
 /// Public rooms are open to everyone (guests read only, where a transport admits guests); a
 /// private room exists only for its members and admins.
 pub(super) fn enter_room(

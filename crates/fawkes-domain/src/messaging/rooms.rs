@@ -21,20 +21,7 @@ impl Messaging {
     ) -> Result<Page<Room>, DomainError> {
         policy::create_room(actor)?;
         let (cursor, limit) = page.parse()?;
-        let mut query = room::Entity::find();
-        if !actor.is_admin() {
-            let member_of = room_member::Entity::find()
-                .select_only()
-                .column(room_member::Column::RoomId)
-                .filter(room_member::Column::UserId.eq(actor.user_id()))
-                .into_query();
-            query = query.filter(
-                Condition::any()
-                    .add(room::Column::IsPrivate.eq(false))
-                    .add(room::Column::Id.in_subquery(member_of)),
-            );
-        }
-        let rows = oldest_first(query, room::Column::Id, (cursor, limit))
+        let rows = oldest_first(visible_rooms(actor), room::Column::Id, (cursor, limit))
             .all(self.db.as_ref())
             .await?;
         Ok(Page::from_rows(rows, limit, |row| row.id, Room::from))
@@ -227,6 +214,25 @@ impl Messaging {
             .one(self.db.as_ref())
             .await?)
     }
+}
+
+/// The rooms `actor` can enter, as a query: all of them for admins, else the public ones and the
+/// private ones the actor belongs to. One definition, so every list of rooms agrees.
+pub(super) fn visible_rooms(actor: &Actor) -> Select<room::Entity> {
+    let query = room::Entity::find();
+    if actor.is_admin() {
+        return query;
+    }
+    let member_of = room_member::Entity::find()
+        .select_only()
+        .column(room_member::Column::RoomId)
+        .filter(room_member::Column::UserId.eq(actor.user_id()))
+        .into_query();
+    query.filter(
+        Condition::any()
+            .add(room::Column::IsPrivate.eq(false))
+            .add(room::Column::Id.in_subquery(member_of)),
+    )
 }
 
 fn slug_taken() -> DomainError {

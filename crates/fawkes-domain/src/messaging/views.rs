@@ -36,6 +36,16 @@ impl From<room::Model> for Room {
     }
 }
 
+/// A room the actor can enter and how many messages in it they have not read: messages by
+/// others, not deleted, newer than the newest one they had when they last read the room.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RoomUnread {
+    pub room: Room,
+    /// At most [`UNREAD_CAP`](super::UNREAD_CAP): counting stops there, so a client shows
+    /// "99+" or the like from that value on.
+    pub unread: u64,
+}
+
 /// A message in a room.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Message {
