@@ -87,6 +87,7 @@ impl Server {
         let bus = PubSub::new();
         connect_bus(config, &db, &bus);
         let endpoint = fawkes_channels::Endpoint::new(bus.clone());
+        let page_signer = fawkes_live::Signer::new(&secret);
         let domain = Domain::new(db.clone(), bus, config.auth_settings(secret), topics);
         let node_name = config.node_name.clone();
         let stats = endpoint.stats().clone();
@@ -104,7 +105,7 @@ impl Server {
             db: db.clone(),
             endpoint: endpoint.clone(),
         };
-        let router = fawkes_web::app(state, &config.http_settings());
+        let router = fawkes_web::app(state, &config.http_settings(), page_signer);
         Server {
             domain,
             db,

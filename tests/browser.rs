@@ -88,3 +88,8 @@ async fn run_suite_against(
         "the browser suite e2e/{file} failed:\n{report}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages() {
+    run_browser_suite("pages").await;
+}

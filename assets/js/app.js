@@ -110,6 +110,14 @@
     if (typeof id === "string") document.getElementById(id)?.focus();
   });
 
+  // The server's push_event("clear-input", {id}) empties a composer after its message was
+  // accepted: a patch never overwrites the focused field's value, so the server cannot.
+  window.addEventListener("phx:clear-input", (e) => {
+    const id = e.detail && e.detail.id;
+    const el = typeof id === "string" ? document.getElementById(id) : null;
+    if (el && "value" in el) el.value = "";
+  });
+
   function connect() {
     if (!window.Phoenix || !window.LiveView) return;
     const meta = document.querySelector("meta[name='csrf-token']");

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod live;
 pub mod socket;
 
 use std::sync::atomic::{AtomicU64, Ordering};

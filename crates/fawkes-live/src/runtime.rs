@@ -108,7 +108,8 @@ impl<A: LiveApp> Live<A> {
             .unwrap_or_default()
     }
 
-    pub(crate) fn flash_token(&self, flash: &Flash) -> Option<String> {
+    /// A token carrying `flash` across a redirect (`None` when there is nothing to carry).
+    pub fn flash_token(&self, flash: &Flash) -> Option<String> {
         (!flash.is_empty()).then(|| self.signer.sign(FLASH_PURPOSE, flash))
     }
 

@@ -6,6 +6,7 @@ mod error;
 mod extract;
 mod health;
 mod layers;
+mod live;
 mod openapi;
 mod routes;
 
@@ -42,8 +43,8 @@ pub struct HttpSettings {
     pub allow_guests: bool,
 }
 
-/// The whole HTTP application.
-pub fn app(state: AppState, settings: &HttpSettings) -> Router {
+/// The whole HTTP application. `signer` signs what pages hand to browsers (sessions, CSRF).
+pub fn app(state: AppState, settings: &HttpSettings, signer: fawkes_live::Signer) -> Router {
     let (api, openapi) = documented_routes().split_for_parts();
     let sockets = fawkes_channels::router(
         state.endpoint.clone(),
@@ -53,16 +54,23 @@ pub fn app(state: AppState, settings: &HttpSettings) -> Router {
         }),
         settings.socket.clone(),
     );
+    let state_for_pages = state.clone();
     let router = Router::new()
         .merge(api)
         .merge(openapi::docs(openapi))
         .with_state(state);
     // Sockets answer in their own protocol (LongPoll sets its own CORS headers and always
     // answers 200), so the API's CORS, timeout and envelope layers stay off them. So do the
-    // assets: they are gzipped at build time and a miss is a plain 404, not the JSON envelope.
+    // pages and their assets: they answer HTML, and an asset miss is a plain 404.
+    let live = live::runtime(
+        &state_for_pages,
+        signer,
+        settings.socket.allowed_origins.clone(),
+    );
+    let pages = live::router(&state_for_pages, live, settings.socket.clone());
     layers::apply(router, settings)
         .nest("/socket", layers::sockets(sockets))
-        .merge(fawkes_assets::router())
+        .merge(layers::sockets(pages))
 }
 
 /// The OpenAPI document, for `fawkes openapi`.

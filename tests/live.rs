@@ -1,0 +1,230 @@
+//! Live pages over a raw `/live` socket: what the phoenix_live_view client is sent (sizes of
+//! diffs included), and the checks the socket makes (CSRF, Origin, session tokens).
+
+mod common;
+
+use common::live::Browser;
+use common::{Backend, TestServer};
+use serde_json::{Value, json};
+
+async fn server() -> TestServer {
+    TestServer::start(Backend::Sqlite)
+        .await
+        .expect("SQLite always runs")
+}
+
+async fn post_message(server: &TestServer, token: &str, body: &str) {
+    server
+        .post(
+            "/api/v1/rooms/lobby/messages",
+            Some(token),
+            json!({ "body": body }),
+        )
+        .await
+        .expect(201);
+}
+
+fn ok_reply(frame: &Value) -> &Value {
+    assert_eq!(frame[4]["status"], "ok", "reply: {frame}");
+    &frame[4]["response"]
+}
+
+#[tokio::test]
+async fn a_new_message_among_200_and_a_typing_notice_send_small_diffs() {
+    let server = server().await;
+    let ada = server.register("ada").await;
+    server.register("bob").await;
+    for n in 0..200 {
+        post_message(&server, &ada.access_token, &format!("history {n}")).await;
+    }
+    let mut bob = Browser::default();
+    bob.log_in(&server, "bob").await;
+    let (mut bob_view, reply) = bob.join(&server, "/rooms/lobby").await;
+    let rendered = &ok_reply(&reply)["rendered"];
+    assert!(rendered["s"].is_array(), "the join sends the statics");
+    assert!(rendered.to_string().contains("history 199"));
+
+    post_message(&server, &ada.access_token, "fresh <b>news</b>").await;
+    let (size, diff) = loop {
+        let (size, diff) = bob_view.next_diff().await;
+        if diff.to_string().contains("fresh") {
+            break (size, diff);
+        }
+    };
+    assert!(size < 1024, "a new message sent {size} bytes: {diff}");
+    assert!(
+        diff.to_string().contains("fresh &lt;b&gt;news&lt;/b&gt;"),
+        "escaped: {diff}"
+    );
+
+    let mut ada_browser = Browser::default();
+    ada_browser.log_in(&server, "ada").await;
+    let (mut ada_view, _) = ada_browser.join(&server, "/rooms/lobby").await;
+    let reply = ada_view.event("form", "typing", json!("body=hel")).await;
+    ok_reply(&reply);
+    let (size, diff) = loop {
+        let (size, diff) = bob_view.next_diff().await;
+        if diff.to_string().contains("is typing") {
+            break (size, diff);
+        }
+    };
+    assert!(size < 200, "a typing notice sent {size} bytes: {diff}");
+}
+
+#[tokio::test]
+async fn the_admin_counters_update_themselves_with_small_diffs() {
+    let server = server().await;
+    server
+        .user_with_role("root", fawkes_domain::Role::Admin)
+        .await;
+    let ada = server.register("ada").await;
+    let mut admin = Browser::default();
+    admin.log_in(&server, "root").await;
+    let (mut view, reply) = admin.join(&server, "/admin").await;
+    assert!(
+        ok_reply(&reply)["rendered"]
+            .to_string()
+            .contains("stat-messages")
+    );
+    post_message(&server, &ada.access_token, "counted").await;
+    let (size, diff) = view.next_diff().await;
+    assert!(size < 200, "a counter change sent {size} bytes: {diff}");
+}
+
+#[tokio::test]
+async fn the_live_socket_needs_the_pages_csrf_token_and_origin() {
+    let server = server().await;
+    let mut browser = Browser::default();
+    let page = browser.get(&server, "/login").await;
+    assert!(browser.live_socket(&server, &page.csrf, None).await.is_ok());
+    assert!(
+        browser.live_socket(&server, "forged", None).await.is_err(),
+        "a forged token"
+    );
+    assert!(
+        browser
+            .live_socket(&server, &page.csrf, Some("https://evil.example"))
+            .await
+            .is_err(),
+        "a foreign Origin (cross-site WebSocket hijacking)"
+    );
+    let stranger = Browser::default();
+    assert!(
+        stranger
+            .live_socket(&server, &page.csrf, None)
+            .await
+            .is_err(),
+        "another browser's token without its cookie"
+    );
+}
+
+#[tokio::test]
+async fn a_view_token_joins_its_own_view_only() {
+    let server = server().await;
+    let mut browser = Browser::default();
+    let page = browser.get(&server, "/login").await;
+    let mut socket = browser
+        .live_socket(&server, &page.csrf, None)
+        .await
+        .expect("connects");
+    let url = format!("{}/login", server.base);
+    let params = json!({"url": url, "params": {}, "session": page.session, "static": null});
+    let reply = socket.join("lv:phx-someoneelse", "1", params.clone()).await;
+    assert_eq!(reply[4]["status"], "error", "{reply}");
+    let mut tampered = params.clone();
+    tampered["session"] = json!(format!("{}x", page.session));
+    let reply = socket
+        .join(&format!("lv:{}", page.view_id), "2", tampered)
+        .await;
+    assert_eq!(reply[4]["status"], "error", "{reply}");
+    let reply = socket
+        .join(&format!("lv:{}", page.view_id), "3", params)
+        .await;
+    assert_eq!(reply[4]["status"], "ok", "{reply}");
+}
+
+#[tokio::test]
+async fn pages_need_a_sign_in_and_a_wrong_password_says_so() {
+    let server = server().await;
+    server.register("ada").await;
+    let mut browser = Browser::default();
+    let page = browser.get(&server, "/rooms").await;
+    assert_eq!(
+        (page.status, page.location.as_deref()),
+        (303, Some("/login"))
+    );
+    let login = browser.get(&server, "/login").await;
+    let (status, location) = browser
+        .post_form(
+            &server,
+            "/login",
+            &[
+                ("_csrf_token", &login.csrf),
+                ("login", "ada"),
+                ("password", "wrong password"),
+            ],
+        )
+        .await;
+    assert_eq!((status, location.as_deref()), (303, Some("/login")));
+    assert!(!browser.has_cookie("fawkes_session"));
+    let again = browser.get(&server, "/login").await;
+    assert!(
+        again.html.contains("alert-error"),
+        "the reason is shown: {}",
+        again.html
+    );
+    let (status, _) = browser
+        .post_form(
+            &server,
+            "/login",
+            &[
+                ("_csrf_token", "forged"),
+                ("login", "ada"),
+                ("password", "password-of-ada"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        status, 403,
+        "a form post without the page's CSRF token is refused"
+    );
+}
+
+#[tokio::test]
+async fn logging_out_sends_the_open_views_away() {
+    let server = server().await;
+    server.register("ada").await;
+    let mut browser = Browser::default();
+    browser.log_in(&server, "ada").await;
+    let (mut view, _) = browser.join(&server, "/rooms").await;
+    let page = browser.get(&server, "/rooms").await;
+    let (status, location) = browser
+        .post_form(&server, "/logout", &[("_csrf_token", &page.csrf)])
+        .await;
+    assert_eq!((status, location.as_deref()), (303, Some("/login")));
+    loop {
+        let frame = view.socket.next_json().await;
+        if frame[3] == "redirect" {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_non_admin_cannot_change_a_role() {
+    let server = server().await;
+    let ada = server.register("ada").await;
+    server.register("bob").await;
+    let mut bob = Browser::default();
+    bob.log_in(&server, "bob").await;
+    let (mut view, reply) = bob.join(&server, "/admin").await;
+    assert!(
+        ok_reply(&reply)["rendered"]
+            .to_string()
+            .contains("Only admins")
+    );
+    let value = format!("id={}&role=admin", ada.user_id);
+    ok_reply(&view.event("form", "set_role", json!(value)).await);
+    let me = server.get("/api/v1/me", &ada.access_token).await;
+    assert_eq!(me.expect(200)["role"], "user");
+}
