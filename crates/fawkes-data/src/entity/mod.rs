@@ -3,6 +3,8 @@
 pub mod api_key;
 pub mod comment;
 pub mod message;
+pub mod post;
+pub mod post_comment;
 pub mod refresh_token;
 pub mod room;
 pub mod room_member;

@@ -18,6 +18,8 @@ mod m20261124_000010_user_devices_device_id_case;
 mod m20261124_000011_api_keys;
 mod m20261124_000012_bus_messages;
 mod m20261124_000013_room_reads;
+mod m20261124_000014_posts;
+mod m20261124_000015_post_comments;
 
 pub struct Migrator;
 
@@ -38,6 +40,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000011_api_keys::Migration),
             Box::new(m20261124_000012_bus_messages::Migration),
             Box::new(m20261124_000013_room_reads::Migration),
+            Box::new(m20261124_000014_posts::Migration),
+            Box::new(m20261124_000015_post_comments::Migration),
         ]
     }
 }
