@@ -228,3 +228,101 @@ async fn a_non_admin_cannot_change_a_role() {
     let me = server.get("/api/v1/me", &ada.access_token).await;
     assert_eq!(me.expect(200)["role"], "user");
 }
+
+#[tokio::test]
+async fn scrolling_up_loads_older_messages_once_each() {
+    let server = server().await;
+    let ada = server.register("ada").await;
+    for n in 0..60 {
+        post_message(&server, &ada.access_token, &format!("history {n:02}")).await;
+    }
+    let mut browser = Browser::default();
+    browser.log_in(&server, "ada").await;
+    let (mut view, reply) = browser.join(&server, "/rooms/lobby").await;
+    let shown = ok_reply(&reply)["rendered"].to_string();
+    assert!(
+        shown.contains("history 59") && !shown.contains("history 09"),
+        "the newest page only"
+    );
+    let reply = view.event("hook", "load_more", json!({})).await;
+    let older = ok_reply(&reply)["diff"].to_string();
+    assert!(
+        older.contains("history 00") && older.contains("history 09"),
+        "{older}"
+    );
+    assert!(
+        !older.contains("history 59\""),
+        "known messages are not resent: {older}"
+    );
+    assert!(
+        older.contains("data-has-more") || older.contains("false"),
+        "no more pages: {older}"
+    );
+}
+
+#[tokio::test]
+async fn authors_edit_and_delete_their_own_messages_only() {
+    let server = server().await;
+    let ada_session = server.register("ada").await;
+    server.register("bob").await;
+    let mut ada = Browser::default();
+    ada.log_in(&server, "ada").await;
+    let (mut ada_view, _) = ada.join(&server, "/rooms/lobby").await;
+    ok_reply(
+        &ada_view
+            .event("form", "send", json!("body=first+draft"))
+            .await,
+    );
+    let (messages, _) = server
+        .read_page(
+            "/api/v1/rooms/lobby/messages",
+            &ada_session.access_token,
+            10,
+            None,
+        )
+        .await;
+    let id = messages[0]["id"].as_str().expect("the message").to_owned();
+
+    let mut bob = Browser::default();
+    bob.log_in(&server, "bob").await;
+    let (mut bob_view, reply) = bob.join(&server, "/rooms/lobby").await;
+    assert!(
+        !ok_reply(&reply)["rendered"]
+            .to_string()
+            .contains(r#"phx-click=\"edit\""#),
+        "no edit button on others' messages"
+    );
+    let forged = bob_view
+        .event("form", "save_edit", json!(format!("id={id}&body=hijacked")))
+        .await;
+    assert!(
+        ok_reply(&forged).to_string().contains("only the author"),
+        "refused and said: {forged}"
+    );
+
+    let reply = ada_view.event("click", "edit", json!({"id": id})).await;
+    assert!(ok_reply(&reply).to_string().contains("save_edit"));
+    ok_reply(
+        &ada_view
+            .event(
+                "form",
+                "save_edit",
+                json!(format!("id={id}&body=second+thought")),
+            )
+            .await,
+    );
+    let (_, diff) = loop {
+        let (size, diff) = bob_view.next_diff().await;
+        if diff.to_string().contains("second thought") {
+            break (size, diff);
+        }
+    };
+    assert!(!diff.to_string().contains("hijacked"));
+    ok_reply(&ada_view.event("click", "delete", json!({"id": id})).await);
+    loop {
+        let (_, diff) = bob_view.next_diff().await;
+        if diff.to_string().contains("\"kc\":0") {
+            break;
+        }
+    }
+}

@@ -1,10 +1,10 @@
 //! The domain: what Fawkes does, with no knowledge of HTTP, sockets or pages.
 //!
-//! Each context (accounts, messaging, comments) is a struct of named actions. Every action that
-//! changes state takes the acting identity ([`Actor`]) and runs the same four steps: validate the
-//! input, ask the resource's policy whether this actor may do this to this record, persist, then
-//! broadcast on the bus. REST handlers, channels and live pages all call these actions, so a rule
-//! lives in exactly one place.
+//! Each context (accounts, messaging, comments, posts) is a struct of named actions. Every action
+//! that changes state takes the acting identity ([`Actor`]) and runs the same four steps: validate
+//! the input, ask the resource's policy whether this actor may do this to this record, persist,
+//! then broadcast on the bus. REST handlers, channels and live pages all call these actions, so a
+//! rule lives in exactly one place.
 //!
 //! The input and output types are the public JSON shapes too: they derive serde and a `utoipa`
 //! schema, so the REST API, the channel payloads and the OpenAPI document can never disagree.
@@ -16,6 +16,7 @@ pub mod comments;
 mod error;
 pub mod messaging;
 mod page;
+pub mod posts;
 pub mod publishing;
 mod store;
 mod time;
@@ -39,6 +40,7 @@ pub struct Domain {
     pub accounts: accounts::Accounts,
     pub messaging: messaging::Messaging,
     pub comments: comments::Comments,
+    pub posts: posts::Posts,
     pub publishing: publishing::Publishing,
     /// Who is on which topic (rooms track their members' connections).
     pub presence: fawkes_presence::Tracker,
@@ -65,7 +67,8 @@ impl Domain {
         Self {
             accounts: accounts::Accounts::new(db.clone(), bus.clone(), auth),
             messaging: messaging::Messaging::new(db.clone(), bus.clone(), presence.clone()),
-            comments: comments::Comments::new(db, bus.clone()),
+            comments: comments::Comments::new(db.clone(), bus.clone()),
+            posts: posts::Posts::new(db, bus.clone()),
             publishing: publishing::Publishing::new(bus, topics),
             presence,
         }

@@ -98,6 +98,30 @@ impl FromRequestParts<AppState> for SignedIn {
     }
 }
 
+/// The caller, signed in or not: without an `Authorization` header the actor is
+/// [`Actor::Anonymous`] (for what guests may read); a token that is present must be valid (401
+/// otherwise), so a client with an expired token is told, not silently served as a guest.
+pub struct MaybeSignedIn(pub Actor);
+
+impl FromRequestParts<AppState> for MaybeSignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if !parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION)
+        {
+            return Ok(MaybeSignedIn(Actor::Anonymous));
+        }
+        SignedIn::from_request_parts(parts, state)
+            .await
+            .map(|SignedIn(actor)| MaybeSignedIn(actor))
+    }
+}
+
 fn bearer_token(parts: &Parts) -> Option<&str> {
     let value = parts
         .headers

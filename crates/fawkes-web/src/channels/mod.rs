@@ -3,6 +3,7 @@
 //! subscriber of the topic however the change was made.
 
 mod comments;
+mod posts;
 mod published;
 mod room;
 
@@ -65,11 +66,15 @@ impl SocketHandler for AppSocket {
     }
 
     fn channel(&self, topic: &str) -> Option<Box<dyn Channel<SocketIdentity>>> {
+        if topic == fawkes_domain::posts::FEED_TOPIC {
+            return Some(Box::new(posts::FeedChannel));
+        }
         let (namespace, rest) = topic.split_once(':')?;
         let domain = self.domain.clone();
         match namespace {
             "room" => Some(Box::new(room::RoomChannel::new(domain, rest))),
             "comments" => Some(Box::new(comments::CommentsChannel::new(domain, rest))),
+            "post" => Some(Box::new(posts::PostChannel::new(domain, rest))),
             _ if domain.publishing.rule_for(topic).is_some() => {
                 Some(Box::new(published::PublishedChannel::new(domain)))
             }

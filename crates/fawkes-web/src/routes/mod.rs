@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod comments;
 mod devices;
+mod posts;
 mod publishing;
 mod rooms;
 mod users;
@@ -21,6 +22,7 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(devices::routes())
         .merge(rooms::routes())
         .merge(comments::routes())
+        .merge(posts::routes())
         .merge(publishing::routes())
         .merge(admin::routes())
 }
