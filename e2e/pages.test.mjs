@@ -41,6 +41,20 @@ async function loggedIn(name) {
   return { context, page, errors };
 }
 
+/** Two freshly registered users, each logged in in a context of its own, both in the lobby. */
+async function twoInLobby() {
+  const [ada, bob] = [uniqueName("ada"), uniqueName("bob")];
+  await register(ada);
+  await register(bob);
+  const a = await loggedIn(ada);
+  const b = await loggedIn(bob);
+  for (const page of [a.page, b.page]) {
+    await page.goto(`${baseUrl()}/rooms/lobby`);
+    await waitConnected(page);
+  }
+  return { ada, bob, a, b };
+}
+
 /** Marks the window; a full reload loses the mark. */
 async function mark(page) {
   await page.evaluate(() => {
@@ -91,15 +105,7 @@ test("a form shows and clears a validation error on change", async () => {
 });
 
 test("a message sent in one browser appears in another without reload; presence shows both", async () => {
-  const [ada, bob] = [uniqueName("ada"), uniqueName("bob")];
-  await register(ada);
-  await register(bob);
-  const a = await loggedIn(ada);
-  const b = await loggedIn(bob);
-  await a.page.goto(`${baseUrl()}/rooms/lobby`);
-  await waitConnected(a.page);
-  await b.page.goto(`${baseUrl()}/rooms/lobby`);
-  await waitConnected(b.page);
+  const { ada, bob, a, b } = await twoInLobby();
   await mark(b.page);
 
   await a.page.waitForSelector(`#online li:has-text("${bob}")`, { timeout: 10_000 });
@@ -120,15 +126,7 @@ test("a message sent in one browser appears in another without reload; presence 
 });
 
 test("a typing indicator shows while the other user types", async () => {
-  const [ada, bob] = [uniqueName("ada"), uniqueName("bob")];
-  await register(ada);
-  await register(bob);
-  const a = await loggedIn(ada);
-  const b = await loggedIn(bob);
-  for (const page of [a.page, b.page]) {
-    await page.goto(`${baseUrl()}/rooms/lobby`);
-    await waitConnected(page);
-  }
+  const { ada, a, b } = await twoInLobby();
   await a.page.type("#message-input", "typing…");
   await b.page.waitForSelector(`#typing:has-text("${ada} is typing")`, { timeout: 10_000 });
   await a.context.close();
@@ -136,15 +134,7 @@ test("a typing indicator shows while the other user types", async () => {
 });
 
 test("text typed as <script> is shown as text, never run", async () => {
-  const [ada, bob] = [uniqueName("ada"), uniqueName("bob")];
-  await register(ada);
-  await register(bob);
-  const a = await loggedIn(ada);
-  const b = await loggedIn(bob);
-  for (const page of [a.page, b.page]) {
-    await page.goto(`${baseUrl()}/rooms/lobby`);
-    await waitConnected(page);
-  }
+  const { ada, a, b } = await twoInLobby();
   const evil = `<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2"><b>${ada}</b>`;
   await a.page.fill("#message-input", evil);
   await a.page.press("#message-input", "Enter");

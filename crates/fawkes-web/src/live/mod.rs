@@ -1,6 +1,6 @@
-//! The live pages: sign-up and log-in, rooms and chat, video comments, profile and admin. Views
-//! call the same domain actions as the REST API; this module adds only the browser's concerns
-//! (cookies, CSRF, the HTML document).
+//! The live pages: sign-up and log-in, rooms and chat, video comments, posts, profile and admin.
+//! Views call the same domain actions as the REST API; this module adds only the browser's
+//! concerns (cookies, CSRF, the HTML document).
 
 mod form;
 mod handlers;
@@ -16,14 +16,14 @@ use fawkes_domain::Domain;
 use fawkes_live::{Live, LiveConfig, LiveRoutes, LiveSocket, Signer};
 
 use crate::AppState;
-use pages::{admin, auth, profile, room, rooms, video};
+use pages::{admin, auth, post, post_editor, posts, profile, room, rooms, video};
 pub use session::Pages;
 
 /// The live runtime of the app's pages.
 pub type PagesLive = Live<Pages>;
 
 /// Every live page; the same list serves the plain HTTP render and the socket's routing.
-const PAGES: [&str; 8] = [
+const PAGES: [&str; 12] = [
     "/",
     "/login",
     "/signup",
@@ -32,6 +32,10 @@ const PAGES: [&str; 8] = [
     "/videos/{video_id}",
     "/profile",
     "/admin",
+    "/posts",
+    "/posts/new",
+    "/posts/{id}",
+    "/posts/{id}/edit",
 ];
 
 pub fn runtime(state: &AppState, signer: Signer, allowed_origins: Vec<String>) -> Arc<PagesLive> {
@@ -41,15 +45,19 @@ pub fn runtime(state: &AppState, signer: Signer, allowed_origins: Vec<String>) -
     let d = &domain;
     let routes = LiveRoutes::default()
         .live(PAGES[0], factory(d, rooms::RoomsView::new))
-        .live(PAGES[1], auth::LoginView::default)
-        .live(PAGES[2], auth::SignupView::default)
+        .live(PAGES[1], auth::AuthView::login)
+        .live(PAGES[2], auth::AuthView::signup)
         .live(PAGES[3], factory(d, rooms::RoomsView::new))
         .live(PAGES[4], factory(d, room::RoomView::new))
         .live(PAGES[5], factory(d, video::VideoView::new))
         .live(PAGES[6], factory(d, profile::ProfileView::new))
         .live(PAGES[7], move || {
             admin::AdminView::new(d2.clone(), endpoint.clone())
-        });
+        })
+        .live(PAGES[8], factory(d, posts::PostsView::new))
+        .live(PAGES[9], factory(d, post_editor::PostEditorView::new))
+        .live(PAGES[10], factory(d, post::PostView::new))
+        .live(PAGES[11], factory(d, post_editor::PostEditorView::new));
     Live::new(
         Arc::new(Pages {
             domain: domain.clone(),

@@ -3,138 +3,125 @@
 //! only an HTTP response can set the sign-in cookie.
 
 use async_trait::async_trait;
+use fawkes_domain::DomainError;
 use fawkes_domain::accounts::{LoginInput, RegisterInput};
-use fawkes_live::{Event, Flash, LiveContext, LiveView, Params, Refusal, Rendered, html};
+use fawkes_live::{Event, Flash, List, LiveContext, LiveView, Params, Refusal, Rendered, html};
 
 use crate::live::form::FormState;
 use crate::live::layout::{Field, field, shell};
 use crate::live::session::PageSession;
 
-#[derive(Default)]
-pub struct SignupView {
-    form: FormState,
-    trigger: bool,
-    session: Option<PageSession>,
+/// What differs between the two forms.
+struct Kind {
+    title: &'static str,
+    heading: &'static str,
+    /// Also the form's id prefix and the path it posts to.
+    name: &'static str,
+    submit: &'static str,
+    /// (name, label, input type, autocomplete)
+    fields: &'static [(&'static str, &'static str, &'static str, &'static str)],
+    footer: fn() -> Rendered,
+    /// The domain's validation of the typed values.
+    validate: fn(&FormState) -> Result<(), DomainError>,
 }
 
-const SIGNUP_FIELDS: [&str; 3] = ["email", "username", "password"];
+const SIGNUP: Kind = Kind {
+    title: "Sign up",
+    heading: "Create your account",
+    name: "signup",
+    submit: "Sign up",
+    fields: &[
+        ("email", "Email", "email", "email"),
+        ("username", "Username", "text", "username"),
+        ("password", "Password", "password", "new-password"),
+    ],
+    footer: || {
+        html!(
+            r#"<p class="text-sm mt-2">Have an account? <a class="link" href="/login">Log in</a></p>"#
+        )
+    },
+    validate: |form| {
+        fawkes_domain::validate(&RegisterInput {
+            email: form.value("email").trim().to_owned(),
+            username: form.value("username").trim().to_owned(),
+            password: form.value("password").to_owned(),
+            device_id: None,
+            device_name: None,
+        })
+    },
+};
 
-fn register_input(form: &FormState) -> RegisterInput {
-    RegisterInput {
-        email: form.value("email").trim().to_owned(),
-        username: form.value("username").trim().to_owned(),
-        password: form.value("password").to_owned(),
-        device_id: None,
-        device_name: None,
-    }
-}
-
-#[async_trait]
-impl LiveView<PageSession> for SignupView {
-    async fn mount(
-        &mut self,
-        s: &PageSession,
-        _: &Params,
-        ctx: &mut LiveContext,
-    ) -> Result<(), Refusal> {
-        if s.user.is_some() {
-            return Err(Refusal::Redirect("/rooms".into()));
-        }
-        ctx.set_title("Sign up");
-        self.session = Some(s.clone());
-        Ok(())
-    }
-
-    async fn handle_event(&mut self, _: &PageSession, event: Event, _: &mut LiveContext) {
-        self.form.update(&event, &SIGNUP_FIELDS);
-        self.form
-            .set_result(fawkes_domain::validate(&register_input(&self.form)));
-        self.trigger = event.name == "save" && self.form.is_valid();
-    }
-
-    fn render(&self, flash: &Flash) -> Rendered {
-        let Some(session) = &self.session else {
-            return Rendered::empty();
-        };
-        let form = &self.form;
-        let csrf = session.csrf.as_str();
-        let trigger = self.trigger.then_some("phx-trigger-action");
-        let email = field(Field {
-            name: "email",
-            label: "Email",
-            kind: "email",
-            value: form.value("email"),
-            errors: form.errors("email"),
-            autocomplete: "email",
-        });
-        let username = field(Field {
-            name: "username",
-            label: "Username",
-            kind: "text",
-            value: form.value("username"),
-            errors: form.errors("username"),
-            autocomplete: "username",
-        });
-        let password = field(Field {
-            name: "password",
-            label: "Password",
-            kind: "password",
-            value: form.value("password"),
-            errors: form.errors("password"),
-            autocomplete: "new-password",
-        });
-        let content = html!(
-            r#"<div class="card bg-base-100 shadow w-full max-w-md mx-auto">
-              <div class="card-body">
-                <h1 class="card-title text-2xl">Create your account</h1>
-                <form id="signup-form" action="/signup" method="post" phx-change="validate" phx-submit="save" {trigger}>
-                  <input type="hidden" name="_csrf_token" value="{csrf}">
-                  {email}{username}{password}
-                  <button type="submit" class="btn btn-primary w-full mt-4" id="signup-submit">Sign up</button>
-                </form>
-                <p class="text-sm mt-2">Have an account? <a class="link" href="/login">Log in</a></p>
-              </div>
-            </div>"#
-        );
-        shell(session, flash, content)
-    }
-}
-
-#[derive(Default)]
-pub struct LoginView {
-    form: FormState,
-    trigger: bool,
-    session: Option<PageSession>,
-}
-
-const LOGIN_FIELDS: [&str; 2] = ["login", "password"];
-
-#[async_trait]
-impl LiveView<PageSession> for LoginView {
-    async fn mount(
-        &mut self,
-        s: &PageSession,
-        _: &Params,
-        ctx: &mut LiveContext,
-    ) -> Result<(), Refusal> {
-        if s.user.is_some() {
-            return Err(Refusal::Redirect("/rooms".into()));
-        }
-        ctx.set_title("Log in");
-        self.session = Some(s.clone());
-        Ok(())
-    }
-
-    async fn handle_event(&mut self, _: &PageSession, event: Event, _: &mut LiveContext) {
-        self.form.update(&event, &LOGIN_FIELDS);
-        let input = LoginInput {
-            login: self.form.value("login").trim().to_owned(),
-            password: self.form.value("password").to_owned(),
+const LOGIN: Kind = Kind {
+    title: "Log in",
+    heading: "Log in",
+    name: "login",
+    submit: "Log in",
+    fields: &[
+        ("login", "Email or username", "text", "username"),
+        ("password", "Password", "password", "current-password"),
+    ],
+    footer: || {
+        html!(
+            r#"<p class="text-sm mt-2">New here? <a class="link" href="/signup">Create an account</a></p>"#
+        )
+    },
+    validate: |form| {
+        fawkes_domain::validate(&LoginInput {
+            login: form.value("login").trim().to_owned(),
+            password: form.value("password").to_owned(),
             device_id: None,
             device_name: None,
             device_info: None,
-        };
-        self.form.set_result(fawkes_domain::validate(&input));
+        })
+    },
+};
+
+pub struct AuthView {
+    kind: &'static Kind,
+    form: FormState,
+    trigger: bool,
+    session: Option<PageSession>,
+}
+
+impl AuthView {
+    pub fn signup() -> Self {
+        Self::new(&SIGNUP)
+    }
+
+    pub fn login() -> Self {
+        Self::new(&LOGIN)
+    }
+
+    fn new(kind: &'static Kind) -> Self {
+        Self {
+            kind,
+            form: FormState::default(),
+            trigger: false,
+            session: None,
+        }
+    }
+}
+
+#[async_trait]
+impl LiveView<PageSession> for AuthView {
+    async fn mount(
+        &mut self,
+        s: &PageSession,
+        _: &Params,
+        ctx: &mut LiveContext,
+    ) -> Result<(), Refusal> {
+        if s.user.is_some() {
+            return Err(Refusal::Redirect("/rooms".into()));
+        }
+        ctx.set_title(self.kind.title);
+        self.session = Some(s.clone());
+        Ok(())
+    }
+
+    async fn handle_event(&mut self, _: &PageSession, event: Event, _: &mut LiveContext) {
+        let names: Vec<&str> = self.kind.fields.iter().map(|f| f.0).collect();
+        self.form.update(&event, &names);
+        self.form.set_result((self.kind.validate)(&self.form));
         self.trigger = event.name == "save" && self.form.is_valid();
     }
 
@@ -142,35 +129,37 @@ impl LiveView<PageSession> for LoginView {
         let Some(session) = &self.session else {
             return Rendered::empty();
         };
+        let kind = self.kind;
         let form = &self.form;
-        let csrf = session.csrf.as_str();
+        let fields = List::keyed(
+            kind.fields
+                .iter()
+                .map(|&(name, label, input, autocomplete)| {
+                    let shown = field(Field {
+                        name,
+                        label,
+                        kind: input,
+                        value: form.value(name),
+                        errors: form.errors(name),
+                        autocomplete,
+                    });
+                    (name, shown)
+                }),
+        );
+        let (csrf, heading, name, submit) =
+            (session.csrf.as_str(), kind.heading, kind.name, kind.submit);
         let trigger = self.trigger.then_some("phx-trigger-action");
-        let login = field(Field {
-            name: "login",
-            label: "Email or username",
-            kind: "text",
-            value: form.value("login"),
-            errors: form.errors("login"),
-            autocomplete: "username",
-        });
-        let password = field(Field {
-            name: "password",
-            label: "Password",
-            kind: "password",
-            value: form.value("password"),
-            errors: form.errors("password"),
-            autocomplete: "current-password",
-        });
+        let footer = (kind.footer)();
         let content = html!(
             r#"<div class="card bg-base-100 shadow w-full max-w-md mx-auto">
               <div class="card-body">
-                <h1 class="card-title text-2xl">Log in</h1>
-                <form id="login-form" action="/login" method="post" phx-change="validate" phx-submit="save" {trigger}>
+                <h1 class="card-title text-2xl">{heading}</h1>
+                <form id="{name}-form" action="/{name}" method="post" phx-change="validate" phx-submit="save" {trigger}>
                   <input type="hidden" name="_csrf_token" value="{csrf}">
-                  {login}{password}
-                  <button type="submit" class="btn btn-primary w-full mt-4" id="login-submit">Log in</button>
+                  {fields}
+                  <button type="submit" class="btn btn-primary w-full mt-4" id="{name}-submit">{submit}</button>
                 </form>
-                <p class="text-sm mt-2">New here? <a class="link" href="/signup">Create an account</a></p>
+                {footer}
               </div>
             </div>"#
         );
