@@ -199,3 +199,37 @@ test("a non-admin cannot manage users", async () => {
   assert.equal(await page.locator("#users").count(), 0);
   await context.close();
 });
+
+test("the post editor checks the title as typed; a published post appears on another /posts without reload", async () => {
+  const [ada, bob] = [uniqueName("pen"), uniqueName("rdr")];
+  await register(ada);
+  await register(bob);
+  const a = await loggedIn(ada);
+  const b = await loggedIn(bob);
+  await Promise.all([b.page.waitForURL("**/posts"), b.page.click("#nav-posts")]);
+  await waitConnected(b.page);
+  await mark(b.page);
+
+  await a.page.goto(`${baseUrl()}/posts`);
+  await waitConnected(a.page);
+  await Promise.all([a.page.waitForURL("**/posts/new"), a.page.click("#new-post")]);
+  await waitConnected(a.page);
+  await a.page.fill("#input-title", "x");
+  await a.page.fill("#input-title", "");
+  await a.page.waitForSelector("#errors-title p", { timeout: 5_000 });
+  assert.match(await a.page.textContent("#errors-title"), /blank/);
+  const title = `Fresh post by ${ada}`;
+  await a.page.fill("#input-title", title);
+  await a.page.waitForSelector("#errors-title p", { state: "detached", timeout: 5_000 });
+  await a.page.fill("#input-body", "Written in a real browser.");
+  await Promise.all([a.page.waitForURL(/\/posts\/[0-9a-f-]{36}$/), a.page.click("#publish")]);
+  await a.page.waitForSelector(`#post-status:has-text("published")`, { timeout: 10_000 });
+  assert.equal(await a.page.textContent("#post-title"), title);
+
+  await b.page.waitForSelector(`#posts li:has-text("${title}")`, { timeout: 10_000 });
+  assert.ok(await stillMarked(b.page), "no reload");
+  assert.deepEqual(a.errors, []);
+  assert.deepEqual(b.errors, []);
+  await a.context.close();
+  await b.context.close();
+});

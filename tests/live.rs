@@ -326,3 +326,145 @@ async fn authors_edit_and_delete_their_own_messages_only() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_comment_on_a_post_reaches_its_readers_as_a_small_diff() {
+    let server = server().await;
+    let ada = server.register("ada").await;
+    server.register("bob").await;
+    let post = server
+        .create(
+            "/api/v1/posts",
+            &ada.access_token,
+            json!({"title": "Live post", "body": "Read me."}),
+        )
+        .await;
+    let id = post["id"].as_str().expect("post id").to_owned();
+    let mut bob = Browser::default();
+    bob.log_in(&server, "bob").await;
+    assert_eq!(
+        bob.get(&server, &format!("/posts/{id}")).await.status,
+        404,
+        "a draft is not there for others"
+    );
+    server
+        .post(
+            &format!("/api/v1/posts/{id}/publish"),
+            Some(&ada.access_token),
+            json!({}),
+        )
+        .await
+        .expect(200);
+
+    let (mut bob_view, reply) = bob.join(&server, &format!("/posts/{id}")).await;
+    let rendered = ok_reply(&reply)["rendered"].to_string();
+    assert!(rendered.contains("Live post") && rendered.contains("Read me."));
+    let comment = server
+        .create(
+            &format!("/api/v1/posts/{id}/comments"),
+            &ada.access_token,
+            json!({"body": "first <i>comment</i>"}),
+        )
+        .await;
+    let (size, diff) = loop {
+        let (size, diff) = bob_view.next_diff().await;
+        if diff.to_string().contains("first") {
+            break (size, diff);
+        }
+    };
+    assert!(size < 1024, "a new comment sent {size} bytes: {diff}");
+    assert!(
+        diff.to_string()
+            .contains("first &lt;i&gt;comment&lt;/i&gt;"),
+        "escaped: {diff}"
+    );
+
+    // Bob replies from the page; ada's page gets the reply in the same thread.
+    let mut ada_browser = Browser::default();
+    ada_browser.log_in(&server, "ada").await;
+    let (mut ada_view, _) = ada_browser.join(&server, &format!("/posts/{id}")).await;
+    let comment_id = comment["id"].as_str().expect("comment id");
+    ok_reply(
+        &bob_view
+            .event("click", "reply", json!({"id": comment_id}))
+            .await,
+    );
+    ok_reply(
+        &bob_view
+            .event("form", "comment", json!("body=a+reply"))
+            .await,
+    );
+    loop {
+        let (_, diff) = ada_view.next_diff().await;
+        if diff.to_string().contains("a reply") {
+            break;
+        }
+    }
+    let (comments, _) = server
+        .read_page(
+            &format!("/api/v1/posts/{id}/comments"),
+            &ada.access_token,
+            10,
+            None,
+        )
+        .await;
+    assert_eq!(comments[1]["body"], "a reply");
+    assert_eq!(comments[1]["parent_id"], comment["id"]);
+}
+
+#[tokio::test]
+async fn the_post_editor_checks_fields_as_typed_and_only_for_the_author() {
+    let server = server().await;
+    let ada = server.register("ada").await;
+    server.register("bob").await;
+    let mut ada_browser = Browser::default();
+    ada_browser.log_in(&server, "ada").await;
+    let (mut editor, _) = ada_browser.join(&server, "/posts/new").await;
+    let blank = editor
+        .event("form", "validate", json!("title=+&body=&_unused_body="))
+        .await;
+    let blank = ok_reply(&blank).to_string();
+    assert!(blank.contains("must not be blank"), "{blank}");
+    let typed = editor
+        .event("form", "validate", json!("title=Hello&body=&_unused_body="))
+        .await;
+    assert!(
+        !ok_reply(&typed).to_string().contains("must not be blank"),
+        "the error clears: {typed}"
+    );
+    // Publishing without a body is refused on the body field; the draft is kept.
+    let refused = editor
+        .event("form", "save", json!("title=Hello&body=&intent=publish"))
+        .await;
+    assert!(
+        ok_reply(&refused)
+            .to_string()
+            .contains("a published post needs a body"),
+        "{refused}"
+    );
+    let (drafts, _) = server
+        .read_page("/api/v1/posts?status=draft", &ada.access_token, 10, None)
+        .await;
+    assert_eq!(drafts.len(), 1, "saved as a draft");
+    let id = drafts[0]["id"].as_str().expect("id").to_owned();
+
+    let mut bob = Browser::default();
+    bob.log_in(&server, "bob").await;
+    let page = bob.get(&server, &format!("/posts/{id}/edit")).await;
+    assert_eq!(page.status, 303, "others are sent away: {}", page.html);
+    let published = editor
+        .event(
+            "form",
+            "save",
+            json!("title=Hello&body=Now+it+has+one&intent=publish"),
+        )
+        .await;
+    ok_reply(&published);
+    let page = bob.get(&server, &format!("/posts/{id}/edit")).await;
+    assert_eq!(
+        page.location,
+        Some(format!("/posts/{id}")),
+        "to the post, not its editor"
+    );
+    assert_eq!(bob.get(&server, &format!("/posts/{id}")).await.status, 200);
+}

@@ -86,6 +86,14 @@ impl Posts {
         self.with_author(row).await
     }
 
+    /// A post as its author is about to edit it: `Forbidden` to anyone else who can read it (an
+    /// editor page asks before it shows the form; `update_post` checks again).
+    pub async fn post_to_edit(&self, actor: &Actor, post_id: Uuid) -> Result<Post, DomainError> {
+        let row = self.find_readable(actor, post_id).await?;
+        policy::update(actor, &row)?;
+        self.with_author(row).await
+    }
+
     /// `create_post`: a draft by the actor.
     pub async fn create_post(&self, actor: &Actor, input: NewPost) -> Result<Post, DomainError> {
         validate(&input)?;

@@ -61,6 +61,7 @@ fn navbar(session: &PageSession) -> Rendered {
             html!(
                 r#"<ul class="menu menu-horizontal menu-sm sm:menu-md px-0 sm:px-1 items-center gap-0 sm:gap-1">
                   <li><a href="/rooms" data-phx-link="redirect" data-phx-link-state="push" id="nav-rooms">Rooms</a></li>
+                  <li><a href="/posts" data-phx-link="redirect" data-phx-link-state="push" id="nav-posts">Posts</a></li>
                   {admin_link}
                   <li><a href="/profile" data-phx-link="redirect" data-phx-link-state="push" id="nav-profile"><span class="font-semibold" id="nav-username">{username}</span></a></li>
                   <li>
@@ -74,6 +75,7 @@ fn navbar(session: &PageSession) -> Rendered {
         }
         None => html!(
             r#"<ul class="menu menu-horizontal px-1 gap-1">
+              <li><a href="/posts" id="nav-posts">Posts</a></li>
               <li><a href="/login" id="nav-login">Log in</a></li>
               <li><a href="/signup" class="btn btn-primary btn-sm" id="nav-signup">Sign up</a></li>
             </ul>"#

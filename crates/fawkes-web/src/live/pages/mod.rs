@@ -2,6 +2,9 @@
 
 pub mod admin;
 pub mod auth;
+pub mod post;
+pub mod post_editor;
+pub mod posts;
 pub mod profile;
 pub mod room;
 pub mod rooms;
