@@ -13,7 +13,7 @@ mod endpoint;
 mod handler;
 
 pub mod handshake;
-mod longpoll;
+pub mod longpoll;
 mod message;
 pub mod serializer;
 mod websocket;

@@ -300,8 +300,9 @@ async fn poll_body(window: Duration, token: &str, session: &Session) -> Value {
     json!({ "status": 200, "token": token, "messages": messages })
 }
 
-/// A POST's answer: its ndjson frames (text, or base64 binary) handed to the session in order.
-async fn post_body(window: Duration, session: &Session, ndjson: bool, body: &[u8]) -> Value {
+/// The frames of a LongPoll POST body: one frame, or with `ndjson` one per line (text frames as
+/// JSON, binary ones base64-encoded), at most `MAX_BATCH`. `None` when any of them is malformed.
+pub fn decode_body(ndjson: bool, body: &[u8]) -> Option<Vec<Message>> {
     let decode = |line: &str| -> Option<Message> {
         let serializer = Serializer::V2;
         if line.starts_with('[') || line.starts_with('{') {
@@ -313,24 +314,22 @@ async fn post_body(window: Duration, session: &Session, ndjson: bool, body: &[u8
                 .and_then(|bytes| serializer.decode_binary(&bytes).ok())
         }
     };
-    let Ok(text) = std::str::from_utf8(body) else {
+    let text = std::str::from_utf8(body).ok()?;
+    if !ndjson {
+        return decode(text).map(|message| vec![message]);
+    }
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(MAX_BATCH)
+        .map(decode)
+        .collect()
+}
+
+/// A POST's answer: its ndjson frames (text, or base64 binary) handed to the session in order.
+async fn post_body(window: Duration, session: &Session, ndjson: bool, body: &[u8]) -> Value {
+    let Some(messages) = decode_body(ndjson, body) else {
         return json!({ "status": 400 });
     };
-    let lines: Vec<&str> = if ndjson {
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .take(MAX_BATCH)
-            .collect()
-    } else {
-        vec![text]
-    };
-    let mut messages = Vec::with_capacity(lines.len());
-    for line in lines {
-        match decode(line) {
-            Some(message) => messages.push(message),
-            None => return json!({ "status": 400 }),
-        }
-    }
     let (done, handled) = oneshot::channel();
     if session.posts.send((messages, done)).await.is_err() {
         return json!({ "status": 410 });

@@ -79,7 +79,8 @@ pub struct Event {
 }
 
 impl Event {
-    pub(crate) fn from_payload(payload: &Value) -> Option<Self> {
+    /// Decodes an `event` message's payload; `None` when it lacks a type or a name.
+    pub fn from_payload(payload: &Value) -> Option<Self> {
         let kind = payload.get("type")?.as_str()?.to_owned();
         let name = payload.get("event")?.as_str()?.to_owned();
         let value = payload.get("value").cloned().unwrap_or(Value::Null);
