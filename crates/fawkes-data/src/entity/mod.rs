@@ -2,6 +2,7 @@
 
 pub mod api_key;
 pub mod comment;
+pub mod job;
 pub mod message;
 pub mod post;
 pub mod post_comment;

@@ -20,6 +20,7 @@ mod m20261124_000012_bus_messages;
 mod m20261124_000013_room_reads;
 mod m20261124_000014_posts;
 mod m20261124_000015_post_comments;
+mod m20261201_000001_jobs;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000013_room_reads::Migration),
             Box::new(m20261124_000014_posts::Migration),
             Box::new(m20261124_000015_post_comments::Migration),
+            Box::new(m20261201_000001_jobs::Migration),
         ]
     }
 }
