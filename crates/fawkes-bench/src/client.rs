@@ -1,4 +1,6 @@
-//! The connections: each one a real WebSocket speaking Phoenix V2, joined to `room:lobby`.
+//! The connections: each one a real WebSocket speaking Phoenix V2 JSON. What every scenario
+//! shares: accounts, the target (Fawkes or the Node peer), opening a socket from a spread of
+//! source addresses, and the idle/fan-out fleet joined to `room:lobby`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -14,33 +16,228 @@ use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Longest any single wait may take; a run never hangs.
-const BOUND: Duration = Duration::from_secs(60);
+pub const BOUND: Duration = Duration::from_secs(60);
 /// Connections opened at once.
-const CONNECT_CONCURRENCY: usize = 200;
+pub const CONNECT_CONCURRENCY: usize = 200;
+/// Phoenix clients heartbeat every 30 s.
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
+/// Registrations run at once (each costs the server an Argon2id hash).
+const REGISTER_CONCURRENCY: usize = 4;
 
-/// Registers a throw-away account and returns its access token.
-pub async fn sign_up(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
-    let name = format!("bench{}", std::process::id());
-    let body = json!({"email": format!("{name}@bench.invalid"), "username": name, "password": "bench-password-123"});
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A signed-up account.
+#[derive(Clone)]
+pub struct Account {
+    pub user_id: String,
+    pub token: String,
+}
+
+/// Registers `username` (or logs in, if it exists from an earlier run) and returns its token.
+pub async fn register(
+    http: &reqwest::Client,
+    base: &str,
+    username: &str,
+) -> anyhow::Result<Account> {
+    let password = "bench-password-123";
+    let body = json!({"email": format!("{username}@bench.invalid"), "username": username,
+        "password": password, "device_id": format!("{username}-device")});
     let response = http
         .post(format!("{base}/api/v1/auth/register"))
         .json(&body)
+        .timeout(BOUND)
         .send()
         .await?;
     let response = if response.status().as_u16() == 409 {
-        let login = json!({"login": name, "password": "bench-password-123"});
+        let login = json!({"login": username, "password": password});
         http.post(format!("{base}/api/v1/auth/login"))
             .json(&login)
+            .timeout(BOUND)
             .send()
             .await?
     } else {
         response
     };
+    let status = response.status();
     let value: Value = response.json().await?;
-    value["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .context("no access token in the sign-up answer")
+    if !status.is_success() {
+        bail!("signing up {username} failed: {status} {value}");
+    }
+    Ok(Account {
+        user_id: value["user"]["id"]
+            .as_str()
+            .context("no user id in the sign-up answer")?
+            .to_owned(),
+        token: value["access_token"]
+            .as_str()
+            .context("no access token in the sign-up answer")?
+            .to_owned(),
+    })
+}
+
+/// The run's own account, `bench{pid}`.
+pub async fn sign_up(http: &reqwest::Client, base: &str) -> anyhow::Result<Account> {
+    register(http, base, &format!("bench{}", std::process::id())).await
+}
+
+/// `n` accounts `{prefix}{i}`, a few registrations at a time.
+pub async fn register_many(
+    http: &reqwest::Client,
+    base: &str,
+    prefix: &str,
+    n: usize,
+) -> anyhow::Result<Vec<Account>> {
+    let results: Vec<(usize, anyhow::Result<Account>)> = futures_util::stream::iter(
+        (0..n).map(|i| async move { (i, register(http, base, &format!("{prefix}{i}")).await) }),
+    )
+    .buffer_unordered(REGISTER_CONCURRENCY)
+    .collect()
+    .await;
+    let mut accounts = vec![None; n];
+    for (i, account) in results {
+        accounts[i] = Some(account?);
+    }
+    Ok(accounts.into_iter().flatten().collect())
+}
+
+/// Creates a public room owned by `token`'s account.
+pub async fn create_room(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    slug: &str,
+) -> anyhow::Result<()> {
+    let response = http
+        .post(format!("{base}/api/v1/rooms"))
+        .bearer_auth(token)
+        .json(&json!({"slug": slug, "name": slug, "is_private": false}))
+        .timeout(BOUND)
+        .send()
+        .await?;
+    if !response.status().is_success() {
+        bail!(
+            "creating room {slug} failed: {} {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// What a fleet connects to and how a broadcast is made there.
+pub enum Target {
+    /// Fawkes: sockets carry the token; a broadcast is a message posted over REST (stored,
+    /// then sent as `new_msg` to everyone in `room:lobby`).
+    Fawkes { base: String, token: String },
+    /// The Node `ws` peer (`bench/peer`): a broadcast is `POST /broadcast`.
+    Peer { base: String },
+}
+
+impl Target {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Target::Fawkes { .. } => "fawkes",
+            Target::Peer { .. } => "peer",
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        match self {
+            Target::Fawkes { base, .. } | Target::Peer { base } => base,
+        }
+    }
+
+    fn socket_url(&self) -> String {
+        let token = match self {
+            Target::Fawkes { token, .. } => token.as_str(),
+            Target::Peer { .. } => "none",
+        };
+        socket_url(self.base(), token)
+    }
+
+    /// Sends one `new_msg` carrying `tag` to every connection joined to `room:lobby`.
+    async fn broadcast(&self, http: &reqwest::Client, tag: &str) -> anyhow::Result<()> {
+        let request = match self {
+            Target::Fawkes { base, token } => http
+                .post(format!("{base}/api/v1/rooms/lobby/messages"))
+                .bearer_auth(token)
+                .json(&json!({"body": tag})),
+            Target::Peer { base } => http.post(format!("{base}/broadcast")).json(
+                &json!({"topic": "room:lobby", "event": "new_msg", "payload": {"body": tag}}),
+            ),
+        };
+        let response = request.timeout(BOUND).send().await?;
+        if !response.status().is_success() {
+            bail!("broadcasting failed: {}", response.status());
+        }
+        Ok(())
+    }
+}
+
+pub fn socket_url(base: &str, token: &str) -> String {
+    format!(
+        "{}/socket/websocket?token={token}&vsn=2.0.0",
+        base.replacen("http", "ws", 1)
+    )
+}
+
+/// The socket address of `http://host:port`.
+pub async fn server_addr(base: &str) -> anyhow::Result<SocketAddr> {
+    tokio::net::lookup_host(
+        base.split("://")
+            .nth(1)
+            .unwrap_or_default()
+            .trim_end_matches('/'),
+    )
+    .await?
+    .next()
+    .context("server address")
+}
+
+/// A Phoenix V2 JSON frame.
+pub fn frame(
+    join_ref: Option<&str>,
+    reference: Option<&str>,
+    topic: &str,
+    event: &str,
+    payload: Value,
+) -> Message {
+    Message::text(json!([join_ref, reference, topic, event, payload]).to_string())
+}
+
+pub fn heartbeat(reference: u64) -> Message {
+    frame(
+        None,
+        Some(&format!("hb{reference}")),
+        "phoenix",
+        "heartbeat",
+        json!({}),
+    )
+}
+
+/// A received frame's parts, for the few frames a scenario has to look into.
+pub struct Frame {
+    pub reference: Option<String>,
+    pub event: String,
+    pub payload: Value,
+}
+
+pub fn parse_frame(text: &str) -> Option<Frame> {
+    let Value::Array(mut parts) = serde_json::from_str(text).ok()? else {
+        return None;
+    };
+    if parts.len() != 5 {
+        return None;
+    }
+    let payload = parts.pop()?;
+    let event = parts.pop()?.as_str()?.to_owned();
+    parts.pop(); // topic
+    let reference = parts.pop()?.as_str().map(str::to_owned);
+    Some(Frame {
+        reference,
+        event,
+        payload,
+    })
 }
 
 /// All open connections and what they have received.
@@ -54,31 +251,26 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    pub async fn connect(base: &str, token: &str, size: usize) -> anyhow::Result<Fleet> {
-        let url = format!(
-            "{}/socket/websocket?token={token}&vsn=2.0.0",
-            base.replacen("http", "ws", 1)
-        );
-        let server: SocketAddr = tokio::net::lookup_host(
-            base.split("://")
-                .nth(1)
-                .unwrap_or_default()
-                .trim_end_matches('/'),
-        )
-        .await?
-        .next()
-        .context("server address")?;
+    /// Opens `size` connections and joins each to `room:lobby`.
+    pub async fn connect(target: &Target, size: usize) -> anyhow::Result<Fleet> {
+        let url = target.socket_url();
+        let server = server_addr(target.base()).await?;
         let (expected, _) = watch::channel(String::new());
         let received = Arc::new(AtomicUsize::new(0));
         let last_receipt = Arc::new(Mutex::new(None));
         let joined = Arc::new(AtomicUsize::new(0));
+        let failed = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
         let gate = Arc::new(tokio::sync::Semaphore::new(CONNECT_CONCURRENCY));
         for n in 0..size {
             let permit = gate.clone().acquire_owned().await?;
-            let (url, joined, received, last_receipt) = (
+            if failed.load(Ordering::Relaxed) > 0 {
+                break;
+            }
+            let (url, joined, failed, received, last_receipt) = (
                 url.clone(),
                 joined.clone(),
+                failed.clone(),
                 received.clone(),
                 last_receipt.clone(),
             );
@@ -89,22 +281,28 @@ impl Fleet {
                     Ok(stream) => stream,
                     Err(e) => {
                         eprintln!("connection {n} failed: {e}");
+                        failed.fetch_add(1, Ordering::Relaxed);
                         return;
                     }
                 };
                 let (mut sink, mut stream) = stream.split();
-                let join = json!(["1", "1", "room:lobby", "phx_join", {}]).to_string();
-                if sink.send(Message::text(join)).await.is_err() {
+                let join = frame(Some("1"), Some("1"), "room:lobby", "phx_join", json!({}));
+                if sink.send(join).await.is_err() {
+                    failed.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
-                let mut heartbeat = tokio::time::interval(Duration::from_secs(30));
-                heartbeat.tick().await;
+                let mut beat = tokio::time::interval(HEARTBEAT);
+                beat.tick().await;
+                let mut beats = 0;
                 let mut counted_join = false;
                 loop {
                     tokio::select! {
                         frame = stream.next() => {
                             let Some(Ok(Message::Text(text))) = frame else {
                                 if matches!(frame, Some(Ok(_))) { continue }
+                                if !counted_join {
+                                    failed.fetch_add(1, Ordering::Relaxed);
+                                }
                                 return;
                             };
                             if !counted_join && text.contains("phx_reply") && text.contains("\"1\"") {
@@ -120,9 +318,9 @@ impl Fleet {
                                 received.fetch_add(1, Ordering::Relaxed);
                             }
                         }
-                        _ = heartbeat.tick() => {
-                            let beat = json!([null, "hb", "phoenix", "heartbeat", {}]).to_string();
-                            if sink.send(Message::text(beat)).await.is_err() {
+                        _ = beat.tick() => {
+                            beats += 1;
+                            if sink.send(heartbeat(beats)).await.is_err() {
                                 return;
                             }
                         }
@@ -132,6 +330,13 @@ impl Fleet {
         }
         let deadline = Instant::now() + BOUND * 5;
         while joined.load(Ordering::Relaxed) < size {
+            let failures = failed.load(Ordering::Relaxed);
+            if failures > 0 {
+                bail!(
+                    "{failures} connections failed to join ({} joined)",
+                    joined.load(Ordering::Relaxed)
+                );
+            }
             if Instant::now() > deadline {
                 bail!(
                     "only {} of {size} connections joined in time",
@@ -163,27 +368,18 @@ impl Fleet {
         Ok(())
     }
 
-    /// Posts one message and returns the seconds until the last connection received it.
+    /// Broadcasts one message and returns the seconds until the last connection received it.
     pub async fn fan_out(
         &mut self,
         http: &reqwest::Client,
-        base: &str,
-        token: &str,
+        target: &Target,
         n: usize,
     ) -> anyhow::Result<f64> {
         let tag = format!("fanout-{}-{n}", std::process::id());
         self.received.store(0, Ordering::Relaxed);
         self.expected.send_replace(tag.clone());
         let sent = Instant::now();
-        let response = http
-            .post(format!("{base}/api/v1/rooms/lobby/messages"))
-            .bearer_auth(token)
-            .json(&json!({"body": tag}))
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            bail!("posting failed: {}", response.status());
-        }
+        target.broadcast(http, &tag).await?;
         let deadline = sent + BOUND;
         while self.received.load(Ordering::Relaxed) < self.size {
             if Instant::now() > deadline {
@@ -207,17 +403,8 @@ impl Fleet {
 
 /// Opens connection `n` from source address 127.0.0.(2 + n / 20000), so 10,000s of
 /// connections never run out of ephemeral ports on one address.
-async fn open(
-    url: &str,
-    server: SocketAddr,
-    n: usize,
-) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>> {
-    let source = Ipv4Addr::new(
-        127,
-        0,
-        (n / 20_000 / 250) as u8,
-        2 + (n / 20_000 % 250) as u8,
-    );
+pub async fn open(url: &str, server: SocketAddr, n: usize) -> anyhow::Result<Ws> {
+    let source = source_address(n);
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
     let stream = tokio::time::timeout(BOUND, socket.connect(server)).await??;
@@ -225,4 +412,50 @@ async fn open(
     let (ws, _) =
         tokio::time::timeout(BOUND, tokio_tungstenite::client_async(url, stream)).await??;
     Ok(ws)
+}
+
+fn source_address(n: usize) -> Ipv4Addr {
+    Ipv4Addr::new(
+        127,
+        0,
+        (n / 20_000 / 250) as u8,
+        2 + (n / 20_000 % 250) as u8,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_addresses_change_every_20000_connections() {
+        assert_eq!(source_address(0), Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(source_address(19_999), Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(source_address(20_000), Ipv4Addr::new(127, 0, 0, 3));
+        assert_eq!(source_address(20_000 * 250), Ipv4Addr::new(127, 0, 1, 2));
+    }
+
+    #[test]
+    fn frames_round_trip() {
+        let Message::Text(text) = frame(
+            Some("1"),
+            Some("7"),
+            "room:a",
+            "new_msg",
+            json!({"body": "x"}),
+        ) else {
+            panic!("text frame");
+        };
+        assert_eq!(
+            text.as_str(),
+            r#"["1","7","room:a","new_msg",{"body":"x"}]"#
+        );
+        let parsed = parse_frame(&text).expect("a frame");
+        assert_eq!(parsed.reference.as_deref(), Some("7"));
+        assert_eq!(parsed.event, "new_msg");
+        assert_eq!(parsed.payload["body"], "x");
+        let broadcast = parse_frame(r#"[null,null,"room:a","new_msg",{}]"#).expect("a frame");
+        assert_eq!(broadcast.reference, None);
+        assert!(parse_frame("[1,2]").is_none() && parse_frame("nope").is_none());
+    }
 }

@@ -2,21 +2,29 @@
 //! and measures what they cost it. Loopback only; every run is bounded in count and time.
 //!
 //! ```text
-//! fawkes-bench idle   --url http://127.0.0.1:4000 --server-pid PID --connections 10000
-//! fawkes-bench fanout --url http://127.0.0.1:4000 --server-pid PID --connections 10000 --repeats 20
+//! fawkes-bench idle     --server-pid PID --connections 10000 [--peer]
+//! fawkes-bench fanout   --server-pid PID --connections 10000 --repeats 20 [--peer]
+//! fawkes-bench chat     --server-pid PID --rooms 200 --members 10 --rate 1 --label sqlite
+//! fawkes-bench presence --server-pid PID --observers 1000 --churners 100 --rate 50
 //! ```
 
+mod chat;
 mod client;
+mod peer;
+mod presence;
 mod proc_stats;
+mod stats;
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
-use serde_json::json;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
 
-use client::Fleet;
+use client::{Fleet, Target};
 use proc_stats::ProcStats;
+use stats::{percentile, ratio};
 
 #[derive(Parser)]
 #[command(name = "fawkes-bench", about)]
@@ -27,12 +35,16 @@ struct Cli {
     /// The server's process id, to read its memory and CPU from /proc.
     #[arg(long, global = true)]
     server_pid: Option<u32>,
-    /// Joined connections to open.
+    /// Joined connections to open (idle, fanout).
     #[arg(long, default_value_t = 1000, global = true)]
     connections: usize,
     /// Where to write the JSON result.
     #[arg(long, default_value = "bench/results", global = true)]
     out: String,
+    /// A name for this run's setup, e.g. the database (`sqlite`, `postgres`); part of the
+    /// result's file name.
+    #[arg(long, default_value = "", global = true)]
+    label: String,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -44,12 +56,56 @@ enum Scenario {
         /// How long to watch the idle server.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        #[command(flatten)]
+        peer: PeerArgs,
     },
     /// One message to N subscribers, repeated: time until the last one has it, and server CPU.
     Fanout {
         #[arg(long, default_value_t = 20)]
         repeats: usize,
+        #[command(flatten)]
+        peer: PeerArgs,
     },
+    /// M rooms of K members each posting `new_msg` at a fixed rate: end-to-end latency.
+    Chat {
+        #[arg(long, default_value_t = 20)]
+        rooms: usize,
+        #[arg(long, default_value_t = 10)]
+        members: usize,
+        /// Messages per second each member posts.
+        #[arg(long, default_value_t = 1.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Churners joining and leaving a room while observers watch: `presence_diff` latency.
+    Presence {
+        #[arg(long, default_value_t = 100)]
+        observers: usize,
+        #[arg(long, default_value_t = 20)]
+        churners: usize,
+        /// Joins per second over all churners.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// Seconds each churner stays joined.
+        #[arg(long, default_value_t = 1.0)]
+        hold: f64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+}
+
+#[derive(Args)]
+struct PeerArgs {
+    /// Run the same scenario against the Node `ws` peer too, and print the ratio Fawkes/peer.
+    #[arg(long)]
+    peer: bool,
+    /// The peer's folder (package.json, lockfile, server.mjs).
+    #[arg(long, default_value = "bench/peer")]
+    peer_dir: PathBuf,
+    /// The peer's port on 127.0.0.1.
+    #[arg(long, default_value_t = 4100)]
+    peer_port: u16,
 }
 
 #[tokio::main]
@@ -60,92 +116,366 @@ async fn main() -> anyhow::Result<()> {
     }
     // One process may hold about 20,000 files here; raise the soft limit to the hard one.
     let limit = rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
-    if (cli.connections as u64) + 64 > limit {
+    let sockets = match &cli.scenario {
+        Scenario::Idle { .. } | Scenario::Fanout { .. } => cli.connections,
+        Scenario::Chat { rooms, members, .. } => rooms * members,
+        Scenario::Presence {
+            observers,
+            churners,
+            ..
+        } => observers + churners,
+    };
+    if (sockets as u64) + 64 > limit {
         bail!(
-            "{} connections need more than the {limit} open files this process may have; shard over processes",
-            cli.connections
+            "{sockets} connections need more than the {limit} open files this process may have; shard over processes"
         );
     }
     let Some(server_pid) = cli.server_pid else {
         bail!("--server-pid is required: the server's memory and CPU are read from /proc");
     };
     let server = ProcStats::new(server_pid);
+    server.sample().context("the --server-pid process")?;
     let http = reqwest::Client::new();
-    let token = client::sign_up(&http, &cli.url).await?;
+    let account = client::sign_up(&http, &cli.url).await?;
+    let fawkes = Target::Fawkes {
+        base: cli.url.clone(),
+        token: account.token.clone(),
+    };
+
+    let label = cli.label.as_str();
+    let (name, json) = match cli.scenario {
+        Scenario::Idle { seconds, peer } => {
+            let ours = idle(&fawkes, &server, cli.connections, seconds).await?;
+            print_idle(&[&ours]);
+            if peer.peer {
+                let node = peer::Peer::start(&peer.peer_dir, peer.peer_port).await?;
+                let target = Target::Peer {
+                    base: node.base.clone(),
+                };
+                let theirs =
+                    idle(&target, &ProcStats::new(node.pid), cli.connections, seconds).await;
+                node.stop().await;
+                let theirs = theirs?;
+                let compared = IdleComparison::new(ours, theirs);
+                println!();
+                print_idle(&[&compared.fawkes, &compared.peer]);
+                println!(
+                    "fawkes/peer   rss_per_conn {:.2}   idle_cpu {:.2}",
+                    compared.ratios.rss_per_connection, compared.ratios.idle_cpu
+                );
+                ("idle-vs-peer".to_owned(), serde_json::to_value(&compared)?)
+            } else {
+                ("idle".to_owned(), serde_json::to_value(&ours)?)
+            }
+        }
+        Scenario::Fanout { repeats, peer } => {
+            let ours = fanout(&http, &fawkes, &server, cli.connections, repeats).await?;
+            print_fanout(&[&ours]);
+            if peer.peer {
+                let node = peer::Peer::start(&peer.peer_dir, peer.peer_port).await?;
+                let target = Target::Peer {
+                    base: node.base.clone(),
+                };
+                let stats = ProcStats::new(node.pid);
+                let theirs = fanout(&http, &target, &stats, cli.connections, repeats).await;
+                node.stop().await;
+                let theirs = theirs?;
+                let compared = FanoutComparison::new(ours, theirs);
+                println!();
+                print_fanout(&[&compared.fawkes, &compared.peer]);
+                println!(
+                    "fawkes/peer   last_receipt_p50 {:.2}   last_receipt_p99 {:.2}   cpu_per_M_deliveries {:.2}   rss_per_conn {:.2}",
+                    compared.ratios.last_receipt_p50,
+                    compared.ratios.last_receipt_p99,
+                    compared.ratios.cpu_per_million_deliveries,
+                    compared.ratios.rss_per_connection
+                );
+                (
+                    "fanout-vs-peer".to_owned(),
+                    serde_json::to_value(&compared)?,
+                )
+            } else {
+                ("fanout".to_owned(), serde_json::to_value(&ours)?)
+            }
+        }
+        Scenario::Chat {
+            rooms,
+            members,
+            rate,
+            seconds,
+        } => {
+            let params = chat::Params {
+                rooms,
+                members,
+                rate,
+                seconds,
+            };
+            let result = chat::run(&http, &cli.url, &server, label, &params).await?;
+            chat::print(&result);
+            (
+                format!("chat-{rooms}x{members}"),
+                serde_json::to_value(&result)?,
+            )
+        }
+        Scenario::Presence {
+            observers,
+            churners,
+            rate,
+            hold,
+            seconds,
+        } => {
+            let params = presence::Params {
+                observers,
+                churners,
+                rate,
+                hold,
+                seconds,
+            };
+            let result = presence::run(&http, &cli.url, &account, &server, label, &params).await?;
+            presence::print(&result);
+            (
+                format!("presence-{observers}"),
+                serde_json::to_value(&result)?,
+            )
+        }
+    };
+    let size = match name.as_str() {
+        "idle" | "fanout" | "idle-vs-peer" | "fanout-vs-peer" => format!("-{}", cli.connections),
+        _ => String::new(),
+    };
+    let path = result_path(&cli.out, &name, label, &size);
+    std::fs::create_dir_all(&cli.out)?;
+    std::fs::write(&path, serde_json::to_vec_pretty(&json)?)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// `{out}/{scenario}[-{label}]{size}.json`
+fn result_path(out: &str, name: &str, label: &str, size: &str) -> PathBuf {
+    let label = if label.is_empty() {
+        String::new()
+    } else {
+        format!("-{label}")
+    };
+    PathBuf::from(out).join(format!("{name}{label}{size}.json"))
+}
+
+#[derive(Debug, Serialize)]
+struct IdleResult {
+    scenario: &'static str,
+    target: &'static str,
+    connections: usize,
+    connect_seconds: f64,
+    server_rss_before_bytes: u64,
+    server_rss_joined_bytes: u64,
+    rss_per_connection_bytes: f64,
+    idle_seconds: u64,
+    idle_cpu_fraction: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct FanoutResult {
+    scenario: &'static str,
+    target: &'static str,
+    connections: usize,
+    repeats: usize,
+    last_receipt_seconds: Vec<f64>,
+    p50_seconds: f64,
+    p99_seconds: f64,
+    server_cpu_seconds: f64,
+    deliveries: f64,
+    server_cpu_seconds_per_million_deliveries: f64,
+    rss_per_connection_bytes: f64,
+}
+
+/// Fawkes and the peer from the same run; each ratio is Fawkes / peer (below 1: Fawkes uses
+/// less, or is faster).
+#[derive(Debug, Serialize)]
+struct IdleComparison {
+    scenario: &'static str,
+    fawkes: IdleResult,
+    peer: IdleResult,
+    ratios: IdleRatios,
+}
+
+#[derive(Debug, Serialize)]
+struct IdleRatios {
+    rss_per_connection: f64,
+    idle_cpu: f64,
+}
+
+impl IdleComparison {
+    fn new(fawkes: IdleResult, peer: IdleResult) -> Self {
+        let ratios = IdleRatios {
+            rss_per_connection: ratio(
+                fawkes.rss_per_connection_bytes,
+                peer.rss_per_connection_bytes,
+            ),
+            idle_cpu: ratio(fawkes.idle_cpu_fraction, peer.idle_cpu_fraction),
+        };
+        Self {
+            scenario: "idle-vs-peer",
+            fawkes,
+            peer,
+            ratios,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct FanoutComparison {
+    scenario: &'static str,
+    fawkes: FanoutResult,
+    peer: FanoutResult,
+    ratios: FanoutRatios,
+}
+
+#[derive(Debug, Serialize)]
+struct FanoutRatios {
+    last_receipt_p50: f64,
+    last_receipt_p99: f64,
+    cpu_per_million_deliveries: f64,
+    rss_per_connection: f64,
+}
+
+impl FanoutComparison {
+    fn new(fawkes: FanoutResult, peer: FanoutResult) -> Self {
+        let ratios = FanoutRatios {
+            last_receipt_p50: ratio(fawkes.p50_seconds, peer.p50_seconds),
+            last_receipt_p99: ratio(fawkes.p99_seconds, peer.p99_seconds),
+            cpu_per_million_deliveries: ratio(
+                fawkes.server_cpu_seconds_per_million_deliveries,
+                peer.server_cpu_seconds_per_million_deliveries,
+            ),
+            rss_per_connection: ratio(
+                fawkes.rss_per_connection_bytes,
+                peer.rss_per_connection_bytes,
+            ),
+        };
+        Self {
+            scenario: "fanout-vs-peer",
+            fawkes,
+            peer,
+            ratios,
+        }
+    }
+}
+
+/// Opens the fleet and returns it with the server's RSS before and after, and the connect time.
+async fn join_fleet(
+    target: &Target,
+    server: &ProcStats,
+    connections: usize,
+) -> anyhow::Result<(Fleet, u64, u64, f64)> {
     let before = server.sample()?;
     let started = Instant::now();
-    let mut fleet = Fleet::connect(&cli.url, &token, cli.connections).await?;
+    let fleet = Fleet::connect(target, connections).await?;
     let connect_secs = started.elapsed().as_secs_f64();
     // Let the server settle allocations before measuring.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let joined = server.sample()?;
-    let rss_per_connection =
-        (joined.rss_bytes.saturating_sub(before.rss_bytes)) as f64 / cli.connections as f64;
+    Ok((fleet, before.rss_bytes, joined.rss_bytes, connect_secs))
+}
 
-    let result = match cli.scenario {
-        Scenario::Idle { seconds } => {
-            let idle_start = server.sample()?;
-            fleet.keep_alive_for(Duration::from_secs(seconds)).await?;
-            let idle_end = server.sample()?;
-            let cpu = idle_end.cpu_seconds - idle_start.cpu_seconds;
-            println!(
-                "scenario      connections  connect_s  rss_before_MiB  rss_joined_MiB  rss_per_conn_KiB  idle_cpu_%"
-            );
-            println!(
-                "idle          {:>11}  {:>9.1}  {:>14.1}  {:>14.1}  {:>16.2}  {:>10.2}",
-                cli.connections,
-                connect_secs,
-                mib(before.rss_bytes),
-                mib(joined.rss_bytes),
-                rss_per_connection / 1024.0,
-                100.0 * cpu / seconds as f64
-            );
-            json!({
-                "scenario": "idle", "connections": cli.connections, "connect_seconds": connect_secs,
-                "server_rss_before_bytes": before.rss_bytes, "server_rss_joined_bytes": joined.rss_bytes,
-                "rss_per_connection_bytes": rss_per_connection, "idle_cpu_fraction": cpu / seconds as f64,
-            })
-        }
-        Scenario::Fanout { repeats } => {
-            let cpu_start = server.sample()?.cpu_seconds;
-            let mut latencies = Vec::with_capacity(repeats);
-            for n in 0..repeats {
-                latencies.push(fleet.fan_out(&http, &cli.url, &token, n).await?);
-            }
-            let cpu = server.sample()?.cpu_seconds - cpu_start;
-            latencies.sort_by(f64::total_cmp);
-            let deliveries = (repeats * cli.connections) as f64;
-            let p50 = percentile(&latencies, 0.50);
-            let p99 = percentile(&latencies, 0.99);
-            let cpu_per_million = cpu / deliveries * 1e6;
-            println!(
-                "scenario      connections  repeats  last_receipt_p50_ms  last_receipt_p99_ms  server_cpu_s_per_M_deliveries  rss_per_conn_KiB"
-            );
-            println!(
-                "fanout        {:>11}  {:>7}  {:>19.1}  {:>19.1}  {:>29.2}  {:>16.2}",
-                cli.connections,
-                repeats,
-                p50 * 1e3,
-                p99 * 1e3,
-                cpu_per_million,
-                rss_per_connection / 1024.0
-            );
-            json!({
-                "scenario": "fanout", "connections": cli.connections, "repeats": repeats,
-                "last_receipt_seconds": latencies, "p50_seconds": p50, "p99_seconds": p99,
-                "server_cpu_seconds": cpu, "deliveries": deliveries,
-                "server_cpu_seconds_per_million_deliveries": cpu_per_million,
-                "rss_per_connection_bytes": rss_per_connection,
-            })
-        }
-    };
-    std::fs::create_dir_all(&cli.out)?;
-    let name = result["scenario"].as_str().unwrap_or("run");
-    let path = format!("{}/{name}-{}.json", cli.out, cli.connections);
-    std::fs::write(&path, serde_json::to_vec_pretty(&result)?)?;
-    println!("wrote {path}");
+async fn idle(
+    target: &Target,
+    server: &ProcStats,
+    connections: usize,
+    seconds: u64,
+) -> anyhow::Result<IdleResult> {
+    let (mut fleet, before, joined, connect_seconds) =
+        join_fleet(target, server, connections).await?;
+    let idle_start = server.sample()?;
+    let kept = fleet.keep_alive_for(Duration::from_secs(seconds)).await;
+    let idle_end = server.sample()?;
     fleet.close().await;
-    Ok(())
+    kept?;
+    let cpu = idle_end.cpu_seconds - idle_start.cpu_seconds;
+    Ok(IdleResult {
+        scenario: "idle",
+        target: target.name(),
+        connections,
+        connect_seconds,
+        server_rss_before_bytes: before,
+        server_rss_joined_bytes: joined,
+        rss_per_connection_bytes: joined.saturating_sub(before) as f64 / connections as f64,
+        idle_seconds: seconds,
+        idle_cpu_fraction: cpu / seconds.max(1) as f64,
+    })
+}
+
+async fn fanout(
+    http: &reqwest::Client,
+    target: &Target,
+    server: &ProcStats,
+    connections: usize,
+    repeats: usize,
+) -> anyhow::Result<FanoutResult> {
+    let (mut fleet, before, joined, _) = join_fleet(target, server, connections).await?;
+    let cpu_start = server.sample()?.cpu_seconds;
+    let mut latencies = Vec::with_capacity(repeats);
+    for n in 0..repeats {
+        match fleet.fan_out(http, target, n).await {
+            Ok(latency) => latencies.push(latency),
+            Err(e) => {
+                fleet.close().await;
+                return Err(e);
+            }
+        }
+    }
+    let cpu = server.sample()?.cpu_seconds - cpu_start;
+    fleet.close().await;
+    latencies.sort_by(f64::total_cmp);
+    let deliveries = (repeats * connections) as f64;
+    Ok(FanoutResult {
+        scenario: "fanout",
+        target: target.name(),
+        connections,
+        repeats,
+        p50_seconds: percentile(&latencies, 0.50),
+        p99_seconds: percentile(&latencies, 0.99),
+        last_receipt_seconds: latencies,
+        server_cpu_seconds: cpu,
+        deliveries,
+        server_cpu_seconds_per_million_deliveries: cpu / deliveries * 1e6,
+        rss_per_connection_bytes: joined.saturating_sub(before) as f64 / connections as f64,
+    })
+}
+
+fn print_idle(rows: &[&IdleResult]) {
+    println!(
+        "scenario  target  connections  connect_s  rss_before_MiB  rss_joined_MiB  rss_per_conn_KiB  idle_cpu_%"
+    );
+    for r in rows {
+        println!(
+            "idle      {:<6}  {:>11}  {:>9.1}  {:>14.1}  {:>14.1}  {:>16.2}  {:>10.2}",
+            r.target,
+            r.connections,
+            r.connect_seconds,
+            mib(r.server_rss_before_bytes),
+            mib(r.server_rss_joined_bytes),
+            r.rss_per_connection_bytes / 1024.0,
+            100.0 * r.idle_cpu_fraction
+        );
+    }
+}
+
+fn print_fanout(rows: &[&FanoutResult]) {
+    println!(
+        "scenario  target  connections  repeats  last_receipt_p50_ms  last_receipt_p99_ms  server_cpu_s_per_M_deliveries  rss_per_conn_KiB"
+    );
+    for r in rows {
+        println!(
+            "fanout    {:<6}  {:>11}  {:>7}  {:>19.1}  {:>19.1}  {:>29.2}  {:>16.2}",
+            r.target,
+            r.connections,
+            r.repeats,
+            r.p50_seconds * 1e3,
+            r.p99_seconds * 1e3,
+            r.server_cpu_seconds_per_million_deliveries,
+            r.rss_per_connection_bytes / 1024.0
+        );
+    }
 }
 
 fn is_loopback(url: &str) -> bool {
@@ -163,10 +493,198 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn keys(value: &Value) -> Vec<&str> {
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        keys
     }
-    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
+
+    fn idle_result(target: &'static str, rss: f64) -> IdleResult {
+        IdleResult {
+            scenario: "idle",
+            target,
+            connections: 10,
+            connect_seconds: 1.0,
+            server_rss_before_bytes: 1000,
+            server_rss_joined_bytes: 2000,
+            rss_per_connection_bytes: rss,
+            idle_seconds: 10,
+            idle_cpu_fraction: 0.0,
+        }
+    }
+
+    fn fanout_result(target: &'static str, p50: f64, cpu: f64) -> FanoutResult {
+        FanoutResult {
+            scenario: "fanout",
+            target,
+            connections: 10,
+            repeats: 2,
+            last_receipt_seconds: vec![p50, p50],
+            p50_seconds: p50,
+            p99_seconds: p50,
+            server_cpu_seconds: cpu,
+            deliveries: 20.0,
+            server_cpu_seconds_per_million_deliveries: cpu / 20.0 * 1e6,
+            rss_per_connection_bytes: 100.0,
+        }
+    }
+
+    #[test]
+    fn only_loopback_urls_are_allowed() {
+        assert!(is_loopback("http://127.0.0.1:4000"));
+        assert!(is_loopback("http://localhost:4000/"));
+        assert!(!is_loopback("http://10.0.0.1:4000"));
+        assert!(!is_loopback("http://example.com"));
+    }
+
+    #[test]
+    fn idle_json_keeps_its_fields() {
+        let json = serde_json::to_value(idle_result("fawkes", 100.0)).expect("json");
+        assert_eq!(
+            keys(&json),
+            [
+                "connect_seconds",
+                "connections",
+                "idle_cpu_fraction",
+                "idle_seconds",
+                "rss_per_connection_bytes",
+                "scenario",
+                "server_rss_before_bytes",
+                "server_rss_joined_bytes",
+                "target"
+            ]
+        );
+    }
+
+    #[test]
+    fn fanout_json_keeps_its_fields() {
+        let json = serde_json::to_value(fanout_result("fawkes", 0.1, 1.0)).expect("json");
+        assert_eq!(
+            keys(&json),
+            [
+                "connections",
+                "deliveries",
+                "last_receipt_seconds",
+                "p50_seconds",
+                "p99_seconds",
+                "repeats",
+                "rss_per_connection_bytes",
+                "scenario",
+                "server_cpu_seconds",
+                "server_cpu_seconds_per_million_deliveries",
+                "target"
+            ]
+        );
+    }
+
+    #[test]
+    fn comparisons_hold_both_runs_and_fawkes_over_peer_ratios() {
+        let idle = IdleComparison::new(idle_result("fawkes", 100.0), idle_result("peer", 400.0));
+        let json = serde_json::to_value(&idle).expect("json");
+        assert_eq!(keys(&json), ["fawkes", "peer", "ratios", "scenario"]);
+        assert_eq!(json["ratios"]["rss_per_connection"], 0.25);
+        // 0/0 has no ratio: JSON null, not a made-up number.
+        assert_eq!(json["ratios"]["idle_cpu"], Value::Null);
+        assert_eq!(json["peer"]["target"], "peer");
+
+        let fanout = FanoutComparison::new(
+            fanout_result("fawkes", 0.1, 1.0),
+            fanout_result("peer", 0.2, 4.0),
+        );
+        let json = serde_json::to_value(&fanout).expect("json");
+        assert_eq!(json["ratios"]["last_receipt_p50"], 0.5);
+        assert_eq!(json["ratios"]["cpu_per_million_deliveries"], 0.25);
+        assert_eq!(json["ratios"]["rss_per_connection"], 1.0);
+    }
+
+    #[test]
+    fn chat_and_presence_json_carry_their_summaries() {
+        let summary = stats::Summary::of_micros(&mut [3000, 1000, 2000]);
+        let chat = chat::ChatResult {
+            scenario: "chat",
+            label: "sqlite".into(),
+            rooms: 2,
+            members: 3,
+            connections: 6,
+            rate_per_member: 1.0,
+            seconds: 1.0,
+            messages_sent: 6,
+            messages_stored: 6,
+            messages_refused: 0,
+            first_refusal: None,
+            deliveries_expected: 12,
+            deliveries: 12,
+            deliveries_lost: 0,
+            connections_dropped: 0,
+            stored_per_second: 6.0,
+            deliveries_per_second: 12.0,
+            delivery_latency: summary.clone(),
+            stored_latency: summary.clone(),
+            server_cpu_seconds: 0.1,
+            server_cpu_fraction: 0.1,
+            server_cpu_ms_per_message: 16.0,
+        };
+        let json = serde_json::to_value(&chat).expect("json");
+        assert_eq!(
+            keys(&json["delivery_latency"]),
+            ["count", "max_ms", "mean_ms", "p50_ms", "p999_ms", "p99_ms"]
+        );
+        assert_eq!(json["delivery_latency"]["p50_ms"], 2.0);
+        assert_eq!(json["first_refusal"], Value::Null);
+        for key in [
+            "stored_per_second",
+            "deliveries_per_second",
+            "deliveries_lost",
+            "server_cpu_fraction",
+        ] {
+            assert!(json.get(key).is_some(), "{key}");
+        }
+
+        let presence = presence::PresenceResult {
+            scenario: "presence",
+            label: String::new(),
+            observers: 3,
+            churners: 2,
+            rate_joins_per_second: 1.0,
+            hold_seconds: 1.0,
+            seconds: 1.0,
+            joins: 1,
+            leaves: 1,
+            cycles_skipped: 0,
+            join_diffs_expected: 3,
+            join_diffs: 3,
+            leave_diffs_expected: 3,
+            leave_diffs: 3,
+            connections_dropped: 0,
+            join_latency: summary.clone(),
+            leave_latency: summary,
+            server_cpu_seconds: 0.0,
+            server_cpu_fraction: 0.0,
+        };
+        let json = serde_json::to_value(&presence).expect("json");
+        assert_eq!(json["join_latency"]["count"], 3);
+        assert!(json.get("leave_latency").is_some());
+    }
+
+    #[test]
+    fn result_files_are_named_by_scenario_label_and_size() {
+        assert_eq!(
+            result_path("bench/results", "chat-20x10", "postgres", ""),
+            PathBuf::from("bench/results/chat-20x10-postgres.json")
+        );
+        assert_eq!(
+            result_path("out", "idle", "", "-1000"),
+            PathBuf::from("out/idle-1000.json")
+        );
+    }
 }
