@@ -146,7 +146,8 @@ async fn main() -> anyhow::Result<()> {
     let (name, json) = match cli.scenario {
         Scenario::Idle { seconds, peer } => {
             let ours = idle(&fawkes, &server, cli.connections, seconds).await?;
-            print_idle(&[&ours]);
+            print_idle_header();
+            print_idle_row(&ours);
             if peer.peer {
                 let node = peer::Peer::start(&peer.peer_dir, peer.peer_port).await?;
                 let target = Target::Peer {
@@ -157,8 +158,7 @@ async fn main() -> anyhow::Result<()> {
                 node.stop().await;
                 let theirs = theirs?;
                 let compared = IdleComparison::new(ours, theirs);
-                println!();
-                print_idle(&[&compared.fawkes, &compared.peer]);
+                print_idle_row(&compared.peer);
                 println!(
                     "fawkes/peer   rss_per_conn {:.2}   idle_cpu {:.2}",
                     compared.ratios.rss_per_connection, compared.ratios.idle_cpu
@@ -170,7 +170,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Scenario::Fanout { repeats, peer } => {
             let ours = fanout(&http, &fawkes, &server, cli.connections, repeats).await?;
-            print_fanout(&[&ours]);
+            print_fanout_header();
+            print_fanout_row(&ours);
             if peer.peer {
                 let node = peer::Peer::start(&peer.peer_dir, peer.peer_port).await?;
                 let target = Target::Peer {
@@ -181,8 +182,7 @@ async fn main() -> anyhow::Result<()> {
                 node.stop().await;
                 let theirs = theirs?;
                 let compared = FanoutComparison::new(ours, theirs);
-                println!();
-                print_fanout(&[&compared.fawkes, &compared.peer]);
+                print_fanout_row(&compared.peer);
                 println!(
                     "fawkes/peer   last_receipt_p50 {:.2}   last_receipt_p99 {:.2}   cpu_per_M_deliveries {:.2}   rss_per_conn {:.2}",
                     compared.ratios.last_receipt_p50,
@@ -442,40 +442,42 @@ async fn fanout(
     })
 }
 
-fn print_idle(rows: &[&IdleResult]) {
+fn print_idle_header() {
     println!(
         "scenario  target  connections  connect_s  rss_before_MiB  rss_joined_MiB  rss_per_conn_KiB  idle_cpu_%"
     );
-    for r in rows {
-        println!(
-            "idle      {:<6}  {:>11}  {:>9.1}  {:>14.1}  {:>14.1}  {:>16.2}  {:>10.2}",
-            r.target,
-            r.connections,
-            r.connect_seconds,
-            mib(r.server_rss_before_bytes),
-            mib(r.server_rss_joined_bytes),
-            r.rss_per_connection_bytes / 1024.0,
-            100.0 * r.idle_cpu_fraction
-        );
-    }
 }
 
-fn print_fanout(rows: &[&FanoutResult]) {
+fn print_idle_row(r: &IdleResult) {
+    println!(
+        "idle      {:<6}  {:>11}  {:>9.1}  {:>14.1}  {:>14.1}  {:>16.2}  {:>10.2}",
+        r.target,
+        r.connections,
+        r.connect_seconds,
+        mib(r.server_rss_before_bytes),
+        mib(r.server_rss_joined_bytes),
+        r.rss_per_connection_bytes / 1024.0,
+        100.0 * r.idle_cpu_fraction
+    );
+}
+
+fn print_fanout_header() {
     println!(
         "scenario  target  connections  repeats  last_receipt_p50_ms  last_receipt_p99_ms  server_cpu_s_per_M_deliveries  rss_per_conn_KiB"
     );
-    for r in rows {
-        println!(
-            "fanout    {:<6}  {:>11}  {:>7}  {:>19.1}  {:>19.1}  {:>29.2}  {:>16.2}",
-            r.target,
-            r.connections,
-            r.repeats,
-            r.p50_seconds * 1e3,
-            r.p99_seconds * 1e3,
-            r.server_cpu_seconds_per_million_deliveries,
-            r.rss_per_connection_bytes / 1024.0
-        );
-    }
+}
+
+fn print_fanout_row(r: &FanoutResult) {
+    println!(
+        "fanout    {:<6}  {:>11}  {:>7}  {:>19.1}  {:>19.1}  {:>29.2}  {:>16.2}",
+        r.target,
+        r.connections,
+        r.repeats,
+        r.p50_seconds * 1e3,
+        r.p99_seconds * 1e3,
+        r.server_cpu_seconds_per_million_deliveries,
+        r.rss_per_connection_bytes / 1024.0
+    );
 }
 
 fn is_loopback(url: &str) -> bool {
