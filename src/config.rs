@@ -1,7 +1,7 @@
 //! Configuration: defaults < `fawkes.toml` (or `--config FILE`) < `FAWKES_*` environment (and
 //! `DATABASE_URL`) < command-line flags.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -53,6 +53,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub socket: SocketSection,
     pub presence: PresenceSection,
+    pub jobs: JobsSection,
     /// Published namespaces that services push to over `POST /api/v1/broadcast`
     /// (`notification:*` is always one).
     pub topics: Vec<TopicConfig>,
@@ -129,6 +130,45 @@ impl Default for PresenceSection {
     }
 }
 
+/// The background job worker (`fawkes-jobs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsSection {
+    /// Run the worker on this node (enqueueing works either way).
+    pub enabled: bool,
+    /// The queues this node runs, each with how many of its jobs may run at once.
+    pub queues: BTreeMap<String, usize>,
+    /// How often an idle queue looks for due jobs.
+    pub poll_interval_ms: u64,
+    /// How long a running job is held without its lease being renewed (renewed every third);
+    /// a job whose node died runs again after this.
+    pub lease_secs: u64,
+    /// At shutdown, how long running jobs may finish before they are given back.
+    pub shutdown_grace_secs: u64,
+    /// The first retry waits about this long; each next one twice as long …
+    pub backoff_base_ms: u64,
+    /// … up to this.
+    pub backoff_cap_secs: u64,
+    /// Recurring jobs (`[[jobs.cron]]` name, schedule, kind, queue, args).
+    pub cron: Vec<fawkes_jobs::CronJob>,
+}
+
+impl Default for JobsSection {
+    fn default() -> Self {
+        let defaults = fawkes_jobs::WorkerConfig::default();
+        Self {
+            enabled: true,
+            queues: defaults.queues,
+            poll_interval_ms: defaults.poll_interval.as_millis() as u64,
+            lease_secs: defaults.lease.as_secs(),
+            shutdown_grace_secs: defaults.shutdown_grace.as_secs(),
+            backoff_base_ms: defaults.backoff.base.as_millis() as u64,
+            backoff_cap_secs: defaults.backoff.cap.as_secs(),
+            cron: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
@@ -180,6 +220,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             socket: SocketSection::default(),
             presence: PresenceSection::default(),
+            jobs: JobsSection::default(),
             topics: vec![TopicConfig {
                 pattern: "transaction:*".to_owned(),
                 join: "owner".to_owned(),
@@ -262,6 +303,8 @@ pub enum ConfigError {
          anyone, authenticated, owner or role:<admin|user|affiliate>"
     )]
     Topic { pattern: String, join: String },
+    #[error("jobs: {0}")]
+    Jobs(#[from] fawkes_jobs::Error),
 }
 
 /// Values given on the command line; they win over everything else.
@@ -344,6 +387,7 @@ impl Config {
         }
         config.bus_kind()?;
         config.topic_rules()?;
+        fawkes_jobs::check_cron(&config.jobs.cron)?;
         Ok(config)
     }
 
@@ -452,6 +496,23 @@ impl Config {
                 max_refused_in_a_row: self.socket.max_refused_in_a_row,
             },
             allow_guests: self.socket.allow_guests,
+        }
+    }
+
+    /// The job worker's settings for this node.
+    pub fn worker_config(&self) -> fawkes_jobs::WorkerConfig {
+        let jobs = &self.jobs;
+        fawkes_jobs::WorkerConfig {
+            node: self.node_name.clone(),
+            queues: jobs.queues.clone(),
+            poll_interval: Duration::from_millis(jobs.poll_interval_ms.max(10)),
+            lease: Duration::from_secs(jobs.lease_secs.max(1)),
+            shutdown_grace: Duration::from_secs(jobs.shutdown_grace_secs),
+            backoff: fawkes_jobs::Backoff {
+                base: Duration::from_millis(jobs.backoff_base_ms),
+                cap: Duration::from_secs(jobs.backoff_cap_secs),
+            },
+            cron: jobs.cron.clone(),
         }
     }
 
@@ -605,6 +666,39 @@ mod tests {
         assert!(matches!(
             config.signing_secret(),
             Err(ConfigError::ShortSecret)
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn jobs_come_from_file_and_environment() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("f.toml");
+        std::fs::write(
+            &file,
+            "[jobs]\nlease_secs = 30\n[jobs.queues]\ndefault = 4\nmailers = 2\n\
+             [[jobs.cron]]\nname = \"prune\"\nschedule = \"0 3 * * *\"\nkind = \"prune_jobs\"\n",
+        )?;
+        let env = [
+            ("FAWKES_JOBS__POLL_INTERVAL_MS", "250"),
+            ("FAWKES_JOBS__QUEUES__MAILERS", "5"),
+        ];
+        let config = load(&env, Some(&file), Overrides::default())?;
+        let worker = config.worker_config();
+        assert_eq!(worker.lease, Duration::from_secs(30));
+        assert_eq!(worker.poll_interval, Duration::from_millis(250));
+        assert_eq!(worker.queues.get("default"), Some(&4));
+        assert_eq!(worker.queues.get("mailers"), Some(&5));
+        assert_eq!(worker.cron.len(), 1);
+        assert_eq!(worker.cron[0].queue, "default");
+        assert!(config.to_masked_toml().contains("prune_jobs"));
+        std::fs::write(
+            &file,
+            "[[jobs.cron]]\nname = \"bad\"\nschedule = \"every day\"\nkind = \"k\"\n",
+        )?;
+        assert!(matches!(
+            load(&[], Some(&file), Overrides::default()),
+            Err(ConfigError::Jobs(_))
         ));
         Ok(())
     }

@@ -66,6 +66,10 @@ pub struct Server {
     pub domain: Domain,
     pub db: DatabaseConnection,
     pub endpoint: fawkes_channels::Endpoint,
+    /// Job handlers by kind: register more before [`Server::serve`] starts the worker.
+    pub jobs: fawkes_jobs::Registry,
+    /// The worker's settings; `None` when this node runs no worker.
+    worker: Option<fawkes_jobs::WorkerConfig>,
     router: axum::Router,
 }
 
@@ -110,6 +114,8 @@ impl Server {
             domain,
             db,
             endpoint,
+            jobs: fawkes_jobs::Registry::new(),
+            worker: config.jobs.enabled.then(|| config.worker_config()),
             router,
         }
     }
@@ -124,18 +130,38 @@ impl Server {
             })
     }
 
-    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish. The job
+    /// worker runs alongside with the handlers registered in [`Server::jobs`]; at shutdown it
+    /// lets running jobs finish within its grace period and gives back the rest.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> Result<(), ServerError> {
+        let worker = match self.worker {
+            Some(config) => match fawkes_jobs::Worker::new(self.db.clone(), self.jobs, config) {
+                Ok(worker) => Some(worker.spawn(shutdown.clone())),
+                Err(e) => {
+                    tracing::error!(error = %e, "the job worker cannot start");
+                    None
+                }
+            },
+            None => None,
+        };
         let app = self
             .router
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await?;
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await;
+        if let Some(worker) = worker {
+            // Stops by itself once `shutdown` is cancelled; an error ended the serving instead.
+            shutdown.cancel();
+            if let Err(e) = worker.await {
+                tracing::error!(error = %e, "the job worker ended abnormally");
+            }
+        }
+        served?;
         Ok(())
     }
 }

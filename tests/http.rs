@@ -174,6 +174,9 @@ async fn the_openapi_document_covers_every_route_with_errors(s: TestServer) {
         ("post", "/api/v1/api-keys"),
         ("delete", "/api/v1/api-keys/{id}"),
         ("get", "/api/v1/admin/nodes"),
+        ("get", "/api/v1/admin/jobs"),
+        ("post", "/api/v1/admin/jobs/{id}/retry"),
+        ("post", "/api/v1/admin/jobs/{id}/cancel"),
         ("get", "/health"),
         ("get", "/ready"),
     ];

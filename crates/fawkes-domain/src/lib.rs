@@ -14,6 +14,7 @@ mod actor;
 mod authors;
 pub mod comments;
 mod error;
+pub mod jobs;
 pub mod messaging;
 mod page;
 pub mod posts;
@@ -41,6 +42,8 @@ pub struct Domain {
     pub messaging: messaging::Messaging,
     pub comments: comments::Comments,
     pub posts: posts::Posts,
+    /// The job queue's admin actions.
+    pub jobs: jobs::Jobs,
     pub publishing: publishing::Publishing,
     /// Who is on which topic (rooms track their members' connections).
     pub presence: fawkes_presence::Tracker,
@@ -64,11 +67,13 @@ impl Domain {
     ) -> Self {
         let db = Arc::new(db);
         let presence = fawkes_presence::Tracker::new(bus.clone());
+        let jobs = jobs::Jobs::new(db.as_ref().clone());
         Self {
             accounts: accounts::Accounts::new(db.clone(), bus.clone(), auth),
             messaging: messaging::Messaging::new(db.clone(), bus.clone(), presence.clone()),
             comments: comments::Comments::new(db.clone(), bus.clone()),
             posts: posts::Posts::new(db, bus.clone()),
+            jobs,
             publishing: publishing::Publishing::new(bus, topics),
             presence,
         }

@@ -29,8 +29,13 @@ pub struct CronJob {
     pub kind: String,
     #[serde(default = "default_queue")]
     pub queue: String,
-    #[serde(default)]
+    /// The job's arguments; `{}` unless set.
+    #[serde(default = "empty_object")]
     pub args: serde_json::Value,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(serde_json::Map::new())
 }
 
 fn default_queue() -> String {
@@ -44,6 +49,33 @@ impl CronJob {
     }
 }
 
+/// Checks cron entries (as configuration loading does): each expression parses, each name is
+/// present and unique, each queue and kind is valid.
+pub fn check(entries: &[CronJob]) -> Result<(), Error> {
+    parse(entries.to_vec()).map(|_| ())
+}
+
+fn parse(entries: Vec<CronJob>) -> Result<Vec<(CronJob, Cron)>, Error> {
+    let mut parsed: Vec<(CronJob, Cron)> = Vec::new();
+    for entry in entries {
+        let invalid = |message: String| Error::Cron {
+            name: entry.name.clone(),
+            message,
+        };
+        if entry.name.is_empty() || parsed.iter().any(|(e, _)| e.name == entry.name) {
+            return Err(invalid("names must be present and unique".into()));
+        }
+        let cron = Cron::from_str(&entry.schedule).map_err(|e| invalid(e.to_string()))?;
+        NewJob::new(entry.kind.clone(), entry.args.clone())
+            .queue(entry.queue.clone())
+            .unique(entry.slot_key(0), SLOT_KEY_WINDOW)
+            .check()
+            .map_err(|e| invalid(e.to_string()))?;
+        parsed.push((entry, cron));
+    }
+    Ok(parsed)
+}
+
 /// Enqueues each configured entry at each of its slots. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Scheduler {
@@ -54,27 +86,8 @@ pub struct Scheduler {
 impl Scheduler {
     /// Checks every entry's expression and that names are unique.
     pub fn new(db: DatabaseConnection, entries: Vec<CronJob>) -> Result<Scheduler, Error> {
-        let mut parsed: Vec<(CronJob, Cron)> = Vec::new();
-        for entry in entries {
-            let invalid = |message: String| Error::Cron {
-                name: entry.name.clone(),
-                message,
-            };
-            if entry.name.is_empty() || parsed.iter().any(|(e, _)| e.name == entry.name) {
-                return Err(invalid("names must be present and unique".into()));
-            }
-            let cron = Cron::from_str(&entry.schedule).map_err(|e| invalid(e.to_string()))?;
-            NewJob::new(entry.kind.clone(), entry.args.clone())
-                .queue(entry.queue.clone())
-                .unique(entry.slot_key(0), SLOT_KEY_WINDOW)
-                .check()
-                .map_err(|e| invalid(e.to_string()))?;
-            parsed.push((entry, cron));
-        }
-        Ok(Scheduler {
-            db,
-            entries: parsed,
-        })
+        let entries = parse(entries)?;
+        Ok(Scheduler { db, entries })
     }
 
     /// The first slot of `cron` strictly after `after`.

@@ -28,7 +28,7 @@ mod store;
 mod worker;
 
 pub use admin::{Counts, JobFilter, Jobs};
-pub use cron::{CronJob, Scheduler};
+pub use cron::{CronJob, Scheduler, check as check_cron};
 pub use enqueue::{NewJob, enqueue};
 pub use fawkes_data::entity::job::Model as Job;
 pub use handler::{JobContext, JobError, JobHandler, Registry};

@@ -1,6 +1,6 @@
 //! The durable job queue (`fawkes-jobs`): one row per job, claimed by workers on any node.
 
-use sea_orm_migration::sea_orm::DbBackend;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 use sea_orm_migration::{prelude::*, schema::*};
 
 use super::index;
@@ -11,22 +11,15 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // Names compare exactly on every backend: MySQL's default collation ignores case.
-        let exact = |column: &mut ColumnDef| {
-            if manager.get_database_backend() == DbBackend::MySql {
-                column.extra("CHARACTER SET utf8mb4 COLLATE utf8mb4_bin");
-            }
-            column.to_owned()
-        };
         manager
             .create_table(
                 Table::create()
                     .table("jobs")
                     .col(pk_uuid("id"))
-                    .col(exact(&mut string_len("queue", 64)))
-                    .col(exact(&mut string_len("kind", 128)))
+                    .col(string_len("queue", 64))
+                    .col(string_len("kind", 128))
                     .col(text("args"))
-                    .col(exact(&mut string_len("state", 16)))
+                    .col(string_len("state", 16))
                     .col(integer("priority"))
                     .col(integer("attempt"))
                     .col(integer("max_attempts"))
@@ -34,13 +27,30 @@ impl MigrationTrait for Migration {
                     .col(string_len_null("locked_by", 200))
                     .col(big_integer_null("locked_until"))
                     .col(text_null("last_error"))
-                    .col(exact(&mut string_len_null("unique_key", 255)))
+                    .col(string_len_null("unique_key", 255))
                     .col(big_integer_null("unique_until"))
                     .col(big_integer("inserted_at"))
                     .col(big_integer_null("completed_at"))
                     .to_owned(),
             )
             .await?;
+        // Names and keys compare exactly on every backend: MySQL's default collation ignores case.
+        if manager.get_database_backend() == DbBackend::MySql {
+            for (column, length, null) in [
+                ("queue", 64, "NOT NULL"),
+                ("kind", 128, "NOT NULL"),
+                ("state", 16, "NOT NULL"),
+                ("unique_key", 255, "NULL"),
+            ] {
+                manager
+                    .get_connection()
+                    .execute_unprepared(&format!(
+                        "ALTER TABLE jobs MODIFY {column} VARCHAR({length}) \
+                         CHARACTER SET utf8mb4 COLLATE utf8mb4_bin {null}"
+                    ))
+                    .await?;
+            }
+        }
         // The claim: `WHERE state = 'available' AND queue = ? AND run_at <= ? ORDER BY priority, run_at`.
         index(
             manager,

@@ -5,6 +5,8 @@ mod admin;
 mod auth;
 mod comments;
 mod devices;
+mod jobs;
+mod notifications;
 mod posts;
 mod publishing;
 mod rooms;
@@ -23,6 +25,8 @@ pub fn api_v1() -> OpenApiRouter<AppState> {
         .merge(rooms::routes())
         .merge(comments::routes())
         .merge(posts::routes())
+        .merge(notifications::routes())
         .merge(publishing::routes())
         .merge(admin::routes())
+        .merge(jobs::routes())
 }
