@@ -156,9 +156,12 @@ pub struct JobsSection {
 impl Default for JobsSection {
     fn default() -> Self {
         let defaults = fawkes_jobs::WorkerConfig::default();
+        let mut queues = defaults.queues;
+        // Notifications (`notify` jobs) run on a queue of their own.
+        queues.insert(fawkes_domain::notifications::QUEUE.to_owned(), 5);
         Self {
             enabled: true,
-            queues: defaults.queues,
+            queues,
             poll_interval_ms: defaults.poll_interval.as_millis() as u64,
             lease_secs: defaults.lease.as_secs(),
             shutdown_grace_secs: defaults.shutdown_grace.as_secs(),

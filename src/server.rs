@@ -110,11 +110,17 @@ impl Server {
             endpoint: endpoint.clone(),
         };
         let router = fawkes_web::app(state, &config.http_settings(), page_signer);
+        // The domain's own job kinds.
+        let jobs = fawkes_jobs::Registry::new();
+        jobs.register(
+            fawkes_domain::notifications::JOB_KIND,
+            domain.notifications.clone(),
+        );
         Server {
             domain,
             db,
             endpoint,
-            jobs: fawkes_jobs::Registry::new(),
+            jobs,
             worker: config.jobs.enabled.then(|| config.worker_config()),
             router,
         }

@@ -1,9 +1,9 @@
 //! The domain: what Fawkes does, with no knowledge of HTTP, sockets or pages.
 //!
-//! Each context (accounts, messaging, comments, posts) is a struct of named actions. Every action
-//! that changes state takes the acting identity ([`Actor`]) and runs the same four steps: validate
-//! the input, ask the resource's policy whether this actor may do this to this record, persist,
-//! then broadcast on the bus. REST handlers, channels and live pages all call these actions, so a
+//! Each context (accounts, messaging, comments, posts, notifications) is a struct of named
+//! actions. Every action that changes state takes the acting identity ([`Actor`]) and runs the
+//! same four steps: validate the input, ask the resource's policy whether this actor may do this
+//! to this record, persist, then broadcast on the bus. REST handlers, channels and live pages all call these actions, so a
 //! rule lives in exactly one place.
 //!
 //! The input and output types are the public JSON shapes too: they derive serde and a `utoipa`
@@ -16,6 +16,7 @@ pub mod comments;
 mod error;
 pub mod jobs;
 pub mod messaging;
+pub mod notifications;
 mod page;
 pub mod posts;
 pub mod publishing;
@@ -42,6 +43,7 @@ pub struct Domain {
     pub messaging: messaging::Messaging,
     pub comments: comments::Comments,
     pub posts: posts::Posts,
+    pub notifications: notifications::Notifications,
     /// The job queue's admin actions.
     pub jobs: jobs::Jobs,
     pub publishing: publishing::Publishing,
@@ -72,6 +74,7 @@ impl Domain {
             accounts: accounts::Accounts::new(db.clone(), bus.clone(), auth),
             messaging: messaging::Messaging::new(db.clone(), bus.clone(), presence.clone()),
             comments: comments::Comments::new(db.clone(), bus.clone()),
+            notifications: notifications::Notifications::new(db.clone(), bus.clone()),
             posts: posts::Posts::new(db, bus.clone()),
             jobs,
             publishing: publishing::Publishing::new(bus, topics),

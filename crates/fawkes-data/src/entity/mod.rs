@@ -4,6 +4,7 @@ pub mod api_key;
 pub mod comment;
 pub mod job;
 pub mod message;
+pub mod notification;
 pub mod post;
 pub mod post_comment;
 pub mod refresh_token;

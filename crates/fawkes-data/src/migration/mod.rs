@@ -21,6 +21,7 @@ mod m20261124_000013_room_reads;
 mod m20261124_000014_posts;
 mod m20261124_000015_post_comments;
 mod m20261201_000001_jobs;
+mod m20261201_000002_notifications;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000014_posts::Migration),
             Box::new(m20261124_000015_post_comments::Migration),
             Box::new(m20261201_000001_jobs::Migration),
+            Box::new(m20261201_000002_notifications::Migration),
         ]
     }
 }

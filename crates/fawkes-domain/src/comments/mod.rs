@@ -13,7 +13,9 @@ use sea_orm::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::authors::{author_of, load_authors};
+use crate::notifications::{SourceKind, enqueue_notify, may_mention};
 use crate::page::newest_first;
+use crate::store::begin_write;
 use crate::time::{now, to_datetime};
 use crate::validation::{not_blank, validate};
 use crate::{Actor, Author, DomainError, Page, PageRequest};
@@ -105,7 +107,8 @@ impl Comments {
         policy::read(actor)
     }
 
-    /// `add_comment`: stores the comment, then broadcasts `new_comment`.
+    /// `add_comment`: stores the comment (with a `notify` job when it mentions `@someone`), then
+    /// broadcasts `new_comment`.
     pub async fn add_comment(
         &self,
         actor: &Actor,
@@ -116,16 +119,23 @@ impl Comments {
         validate(&input)?;
         let author_id = policy::write(actor)?;
         let at = now();
+        let id = Uuid::now_v7();
+        let txn = begin_write(self.db.as_ref()).await?;
+        // Mentions are told by a `notify` job enqueued in the same transaction.
+        if may_mention(&input.content) {
+            enqueue_notify(&txn, SourceKind::Comment, id).await?;
+        }
         let row = comment::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(id),
             video_id: Set(video_id.to_owned()),
             author_id: Set(author_id),
             content: Set(input.content),
             created_at: Set(at),
             updated_at: Set(at),
         }
-        .insert(self.db.as_ref())
+        .insert(&txn)
         .await?;
+        txn.commit().await?;
         let comment = self.with_author(row).await?;
         self.publish(&comment.video_id, "new_comment", &comment);
         Ok(comment)

@@ -9,7 +9,9 @@ use sea_orm::prelude::*;
 use super::rooms::to_json;
 use super::{Message, MessageBody, Messaging, policy, room_topic};
 use crate::authors::{author_of, load_authors};
+use crate::notifications::{SourceKind, enqueue_notify, may_mention};
 use crate::page::{newest_first, oldest_first};
+use crate::store::begin_write;
 use crate::time::now;
 use crate::validation::validate;
 use crate::{Actor, Cursor, DomainError, Page, PageRequest};
@@ -71,7 +73,8 @@ impl Messaging {
         Ok((page.items, page.next_cursor.is_some()))
     }
 
-    /// `post_message`: stores the message, then broadcasts `new_msg` to the room.
+    /// `post_message`: stores the message (with a `notify` job when it mentions `@someone`),
+    /// then broadcasts `new_msg` to the room.
     pub async fn post_message(
         &self,
         actor: &Actor,
@@ -81,8 +84,15 @@ impl Messaging {
         validate(&input)?;
         let author_id = policy::post_message(actor)?;
         let room = self.enter_room(actor, slug).await?;
+        let id = Uuid::now_v7();
+        let txn = begin_write(self.db.as_ref()).await?;
+        // A message that may mention someone gets its `notify` job in the same transaction;
+        // enqueued first, so that any failure of the write takes the job back with it.
+        if may_mention(&input.body) {
+            enqueue_notify(&txn, SourceKind::Message, id).await?;
+        }
         let row = message::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(id),
             room_id: Set(room.id),
             author_id: Set(author_id),
             body: Set(input.body),
@@ -90,8 +100,9 @@ impl Messaging {
             edited_at: Set(None),
             deleted_at: Set(None),
         }
-        .insert(self.db.as_ref())
+        .insert(&txn)
         .await?;
+        txn.commit().await?;
         let message = self.with_author(row).await?;
         self.bus
             .broadcast(&room_topic(&room.slug), "new_msg", to_json(&message));

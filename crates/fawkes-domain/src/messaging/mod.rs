@@ -12,6 +12,8 @@ use fawkes_pubsub::PubSub;
 use sea_orm::DatabaseConnection;
 
 pub use reads::UNREAD_CAP;
+
+use crate::Actor;
 pub use views::{AddMember, Member, Message, MessageBody, NewRoom, Room, RoomUnread};
 
 /// The messaging context.
@@ -30,6 +32,16 @@ impl Messaging {
     ) -> Self {
         Self { db, bus, presence }
     }
+}
+
+/// Whether `actor` may enter `room` (`is_member`: they belong to it), for readers other than the
+/// acting user (who is notified of a message).
+pub(crate) fn may_enter(
+    actor: &Actor,
+    room: &fawkes_data::entity::room::Model,
+    is_member: bool,
+) -> bool {
+    policy::enter_room(actor, room, is_member).is_ok()
 }
 
 /// The topic of a room's live events (`new_msg`, `msg_edited`, `msg_deleted`, `member_added`,

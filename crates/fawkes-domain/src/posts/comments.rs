@@ -7,7 +7,9 @@ use serde_json::json;
 
 use super::{NewPostComment, PostComment, Posts, policy, post_topic, to_json};
 use crate::authors::{author_of, load_authors};
+use crate::notifications::{SourceKind, enqueue_notify, may_mention};
 use crate::page::oldest_first;
+use crate::store::begin_write;
 use crate::time::now;
 use crate::validation::validate;
 use crate::{Actor, DomainError, Page, PageRequest};
@@ -39,8 +41,9 @@ impl Posts {
     }
 
     /// `add_comment`: any signed-in user comments on a published post, optionally replying to
-    /// a comment of the same post (a reply to a reply joins that thread). Broadcasts
-    /// `comment_added` on the post.
+    /// a comment of the same post (a reply to a reply joins that thread). Stored with a
+    /// `notify` job for the post's author, the thread's earlier commenters and those mentioned;
+    /// broadcasts `comment_added` on the post.
     pub async fn add_comment(
         &self,
         actor: &Actor,
@@ -55,8 +58,15 @@ impl Posts {
             None => None,
         };
         let at = now();
+        let id = Uuid::now_v7();
+        let txn = begin_write(self.db.as_ref()).await?;
+        // The post's author, the thread's earlier commenters and anyone mentioned are told by
+        // a `notify` job enqueued in the same transaction (nobody to tell: no job).
+        if !actor.is(post.author_id) || parent_id.is_some() || may_mention(&input.body) {
+            enqueue_notify(&txn, SourceKind::PostComment, id).await?;
+        }
         let row = post_comment::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(id),
             post_id: Set(post.id),
             author_id: Set(author_id),
             parent_id: Set(parent_id),
@@ -64,8 +74,9 @@ impl Posts {
             created_at: Set(at),
             updated_at: Set(at),
         }
-        .insert(self.db.as_ref())
+        .insert(&txn)
         .await?;
+        txn.commit().await?;
         let authors = load_authors(self.db.as_ref(), [row.author_id]).await?;
         let comment = PostComment::new(row, author_of(&authors, author_id));
         self.bus

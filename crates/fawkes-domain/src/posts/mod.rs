@@ -288,6 +288,12 @@ impl Posts {
     }
 }
 
+/// Whether `actor` may read `post`, for readers other than the acting user (who is notified of
+/// a comment).
+pub(crate) fn may_read(actor: &Actor, post: &post::Model) -> bool {
+    policy::read(actor, post).is_ok()
+}
+
 /// The posts `actor` can read, as a query: all for admins, else the published ones and the
 /// actor's own. One definition, so every list agrees with [`policy::read`].
 fn visible_posts(actor: &Actor) -> Select<post::Entity> {
