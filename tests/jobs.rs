@@ -767,7 +767,47 @@ async fn admins_list_retry_and_cancel_over_rest(server: TestServer) {
     assert_eq!(counts["t_admin"]["available"], 5);
 }
 
+/// A second node over the same database, built as `fawkes serve` builds it: the handler
+/// registered through `Server::jobs` runs the jobs of the configured queue, and the worker stops
+/// with the server.
+async fn the_server_runs_registered_handlers(server: TestServer) {
+    let db = &server.db;
+    let mut config = server.config.clone();
+    config.jobs.queues = BTreeMap::from([("t_server".to_owned(), 2)]);
+    config.jobs.poll_interval_ms = 50;
+    let node = fawkes::server::Server::build(&config)
+        .await
+        .expect("second node builds");
+    let ran = Arc::new(AtomicUsize::new(0));
+    let seen = ran.clone();
+    node.jobs.register_fn("served", move |_job| {
+        let seen = seen.clone();
+        async move {
+            seen.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    let listener = fawkes::server::Server::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let shutdown = CancellationToken::new();
+    let serving = tokio::spawn(node.serve(listener, shutdown.clone()));
+    let id = put(db, NewJob::new("served", json!({})).queue("t_server")).await;
+    wait_until("the node to run the job", Duration::from_secs(10), || {
+        in_state(db, id, State::Completed)
+    })
+    .await;
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(20), serving)
+        .await
+        .expect("the node stops in time")
+        .expect("task")
+        .expect("served cleanly");
+}
+
 on_every_database!(
+    the_server_runs_registered_handlers,
     retries_back_off_then_discard,
     panics_refusals_and_unknown_kinds,
     future_jobs_wait_for_run_at,
