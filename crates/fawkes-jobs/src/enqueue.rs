@@ -106,7 +106,9 @@ impl NewJob {
 /// it is unique and its key is taken.
 ///
 /// Called with the transaction of the action that causes the job, the job exists if and only
-/// if that transaction commits.
+/// if that transaction commits. On SQLite, give it a transaction that writes from the start
+/// (`BEGIN IMMEDIATE`, the domain's `begin_write`): a deferred one that reads before it writes
+/// fails with "database is locked" when another writer got in between.
 ///
 /// **Unique jobs.** A job enqueued with `unique: (key, window)` holds `key` for `window` from
 /// its enqueueing, whether it is waiting, running, completed, discarded or cancelled. While the
