@@ -10,6 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::live::Browser;
 use common::{Session, TestServer, id_of};
 use fawkes_data::entity::{job, notification};
 use fawkes_domain::messaging::MessageBody;
@@ -527,6 +528,54 @@ on_every_database!(
     the_recipients_channel_receives_the_push,
     rest_lists_unread_first_and_marks_only_your_own,
 );
+
+/// The navbar's unread badge follows by small diffs: a mention from elsewhere adds it, marking
+/// the notification read on the notifications page (another tab) takes it away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_navbar_badge_follows_mentions_live() {
+    let s = TestServer::start(common::Backend::Sqlite)
+        .await
+        .expect("SQLite always runs");
+    let ada = s.register("ada").await;
+    let bob_api = s.register("bob").await;
+    let mut bob = Browser::default();
+    bob.log_in(&s, "bob").await;
+    let (mut rooms, reply) = bob.join(&s, "/rooms").await;
+    assert_eq!(reply[4]["status"], "ok", "{reply}");
+    assert!(
+        !reply.to_string().contains("nav-unread"),
+        "no badge while nothing is unread"
+    );
+
+    say(&s, &ada, "lobby", "@bob have a look").await;
+    let (size, diff) = loop {
+        let (size, diff) = rooms.next_diff().await;
+        if diff.to_string().contains("nav-unread") {
+            break (size, diff);
+        }
+    };
+    assert!(size < 400, "the badge sent {size} bytes: {diff}");
+    assert!(
+        diff.to_string().contains(r#"{"0":"1","s":"#),
+        "a 1 in the badge: {diff}"
+    );
+
+    let (mut page, reply) = bob.join(&s, "/notifications").await;
+    let rendered = reply[4]["response"]["rendered"].to_string();
+    assert!(rendered.contains("have a look"), "{rendered}");
+    assert!(rendered.contains("mentioned you in #"), "{rendered}");
+    let id = id_of(&notifications_of(&s, &bob_api).await[0]);
+    let marked = page.event("click", "read", json!({ "id": id })).await;
+    assert_eq!(marked[4]["status"], "ok", "{marked}");
+    let (size, diff) = rooms.next_diff().await;
+    assert!(size < 400, "clearing the badge sent {size} bytes: {diff}");
+    let diff = diff.to_string();
+    assert!(
+        diff.contains(r#":"""#) && !diff.contains("nav-unread"),
+        "the badge's hole is emptied: {diff}"
+    );
+    assert_eq!(unread_count(&s, &bob_api).await, 0);
+}
 
 #[test]
 fn the_source_kinds_are_named_as_the_job_arguments_say() {

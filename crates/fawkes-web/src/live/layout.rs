@@ -3,6 +3,7 @@
 use fawkes_assets::urls;
 use fawkes_live::{Dynamic, Flash, List, PageRender, Rendered, html};
 
+use super::header::Header;
 use super::session::PageSession;
 
 /// The whole document for the first, plain HTTP render.
@@ -36,11 +37,12 @@ pub fn document(page: &PageRender, csrf: &str) -> String {
     doc.to_html()
 }
 
-/// The page frame: the navigation bar, the flash messages, then the page's own content.
-pub fn shell(session: &PageSession, flash: &Flash, content: Rendered) -> Rendered {
+/// The page frame: the navigation bar (with the header's unread count), the flash messages,
+/// then the page's own content.
+pub fn shell(session: &PageSession, header: &Header, flash: &Flash, content: Rendered) -> Rendered {
     html!(
         r#"<div class="min-h-screen flex flex-col">
-          {navbar(session)}
+          {navbar(session, header)}
           <main class="w-full max-w-5xl mx-auto p-3 sm:p-6 flex-1 flex flex-col gap-4">
             {flashes(flash)}
             {content}
@@ -49,7 +51,7 @@ pub fn shell(session: &PageSession, flash: &Flash, content: Rendered) -> Rendere
     )
 }
 
-fn navbar(session: &PageSession) -> Rendered {
+fn navbar(session: &PageSession, header: &Header) -> Rendered {
     let links = match &session.user {
         Some(user) => {
             let admin = user.role == fawkes_domain::Role::Admin;
@@ -58,11 +60,21 @@ fn navbar(session: &PageSession) -> Rendered {
             });
             let csrf = session.csrf.as_str();
             let username = user.username.as_str();
+            let unread = match header.unread() {
+                0 => None,
+                n if n > 99 => Some(html!(
+                    r#"<span class="badge badge-sm badge-primary" id="nav-unread">99+</span>"#
+                )),
+                n => Some(html!(
+                    r#"<span class="badge badge-sm badge-primary" id="nav-unread">{n}</span>"#
+                )),
+            };
             html!(
                 r#"<ul class="menu menu-horizontal menu-sm sm:menu-md px-0 sm:px-1 items-center gap-0 sm:gap-1">
                   <li><a href="/rooms" data-phx-link="redirect" data-phx-link-state="push" id="nav-rooms">Rooms</a></li>
                   <li><a href="/posts" data-phx-link="redirect" data-phx-link-state="push" id="nav-posts">Posts</a></li>
                   {admin_link}
+                  <li><a href="/notifications" data-phx-link="redirect" data-phx-link-state="push" id="nav-notifications" aria-label="Notifications" title="Notifications"><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" class="size-5" aria-hidden="true"><path d="M6 8a6 6 0 0 1 12 0c0 7 3 9 3 9H3s3-2 3-9"/><path d="M10.3 21a1.94 1.94 0 0 0 3.4 0"/></svg>{unread}</a></li>
                   <li><a href="/profile" data-phx-link="redirect" data-phx-link-state="push" id="nav-profile"><span class="font-semibold" id="nav-username">{username}</span></a></li>
                   <li>
                     <form action="/logout" method="post" class="inline">

@@ -1,9 +1,11 @@
-//! The live pages: sign-up and log-in, rooms and chat, video comments, posts, profile and admin.
+//! The live pages: sign-up and log-in, rooms and chat, video comments, posts, notifications,
+//! profile and admin.
 //! Views call the same domain actions as the REST API; this module adds only the browser's
 //! concerns (cookies, CSRF, the HTML document).
 
 mod form;
 mod handlers;
+mod header;
 mod layout;
 mod pages;
 mod session;
@@ -16,14 +18,14 @@ use fawkes_domain::Domain;
 use fawkes_live::{Live, LiveConfig, LiveRoutes, LiveSocket, Signer};
 
 use crate::AppState;
-use pages::{admin, auth, post, post_editor, posts, profile, room, rooms, video};
+use pages::{admin, auth, notifications, post, post_editor, posts, profile, room, rooms, video};
 pub use session::Pages;
 
 /// The live runtime of the app's pages.
 pub type PagesLive = Live<Pages>;
 
 /// Every live page; the same list serves the plain HTTP render and the socket's routing.
-const PAGES: [&str; 12] = [
+const PAGES: [&str; 13] = [
     "/",
     "/login",
     "/signup",
@@ -36,6 +38,7 @@ const PAGES: [&str; 12] = [
     "/posts/new",
     "/posts/{id}",
     "/posts/{id}/edit",
+    "/notifications",
 ];
 
 pub fn runtime(state: &AppState, signer: Signer, allowed_origins: Vec<String>) -> Arc<PagesLive> {
@@ -57,7 +60,8 @@ pub fn runtime(state: &AppState, signer: Signer, allowed_origins: Vec<String>) -
         .live(PAGES[8], factory(d, posts::PostsView::new))
         .live(PAGES[9], factory(d, post_editor::PostEditorView::new))
         .live(PAGES[10], factory(d, post::PostView::new))
-        .live(PAGES[11], factory(d, post_editor::PostEditorView::new));
+        .live(PAGES[11], factory(d, post_editor::PostEditorView::new))
+        .live(PAGES[12], factory(d, notifications::NotificationsView::new));
     Live::new(
         Arc::new(Pages {
             domain: domain.clone(),

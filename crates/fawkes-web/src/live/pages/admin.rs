@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{report, require_user};
+use crate::live::header::Header;
 use crate::live::layout::shell;
 use crate::live::session::PageSession;
 
@@ -27,6 +28,7 @@ struct Counters {
 
 pub struct AdminView {
     domain: Domain,
+    header: Header,
     endpoint: fawkes_channels::Endpoint,
     session: Option<PageSession>,
     query: String,
@@ -38,6 +40,7 @@ impl AdminView {
     pub fn new(domain: Domain, endpoint: fawkes_channels::Endpoint) -> Self {
         Self {
             domain,
+            header: Header::default(),
             endpoint,
             session: None,
             query: String::new(),
@@ -104,6 +107,7 @@ impl LiveView<PageSession> for AdminView {
             self.count(s).await;
             ctx.send_after(REFRESH, "tick", json!({}));
         }
+        self.header.mount(&self.domain, s, ctx).await;
         Ok(())
     }
 
@@ -145,6 +149,9 @@ impl LiveView<PageSession> for AdminView {
     }
 
     async fn handle_info(&mut self, s: &PageSession, info: &Broadcast, ctx: &mut LiveContext) {
+        if self.header.handle_info(&self.domain, s, info).await {
+            return;
+        }
         if &*info.event == "tick" && self.is_admin() {
             self.count(s).await;
             ctx.send_after(REFRESH, "tick", json!({}));
@@ -159,7 +166,7 @@ impl LiveView<PageSession> for AdminView {
             let content = html!(
                 r#"<div role="alert" class="alert alert-warning" id="admin-denied">Only admins may manage users.</div>"#
             );
-            return shell(session, flash, content);
+            return shell(session, &self.header, flash, content);
         }
         let Counters {
             connections,
@@ -214,6 +221,6 @@ impl LiveView<PageSession> for AdminView {
               </table></div>
             </div></section>"#
         );
-        shell(session, flash, content)
+        shell(session, &self.header, flash, content)
     }
 }

@@ -8,6 +8,7 @@ use fawkes_domain::accounts::{LoginInput, RegisterInput};
 use fawkes_live::{Event, Flash, List, LiveContext, LiveView, Params, Refusal, Rendered, html};
 
 use crate::live::form::FormState;
+use crate::live::header::Header;
 use crate::live::layout::{Field, field, shell};
 use crate::live::session::PageSession;
 
@@ -163,6 +164,6 @@ impl LiveView<PageSession> for AuthView {
               </div>
             </div>"#
         );
-        shell(session, flash, content)
+        shell(session, &Header::default(), flash, content)
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod notifications;
 pub mod post;
 pub mod post_editor;
 pub mod posts;

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::posts::{ShownAuthor, ShownPost, payload_id};
 use super::report;
+use crate::live::header::Header;
 use crate::live::layout::shell;
 use crate::live::session::PageSession;
 
@@ -47,6 +48,7 @@ impl From<PostComment> for ShownComment {
 
 pub struct PostView {
     domain: Domain,
+    header: Header,
     session: Option<PageSession>,
     post: Option<ShownPost>,
     /// Oldest first.
@@ -60,6 +62,7 @@ impl PostView {
     pub fn new(domain: Domain) -> Self {
         Self {
             domain,
+            header: Header::default(),
             session: None,
             post: None,
             comments: Vec::new(),
@@ -169,6 +172,7 @@ impl LiveView<PageSession> for PostView {
         self.post = Some(ShownPost::from(post));
         self.session = Some(s.clone());
         ctx.subscribe(post_topic(id));
+        self.header.mount(&self.domain, s, ctx).await;
         Ok(())
     }
 
@@ -178,6 +182,9 @@ impl LiveView<PageSession> for PostView {
     }
 
     async fn handle_info(&mut self, s: &PageSession, info: &Broadcast, ctx: &mut LiveContext) {
+        if self.header.handle_info(&self.domain, s, info).await {
+            return;
+        }
         let fawkes_pubsub::Payload::Json(payload) = &info.payload else {
             return;
         };
@@ -278,7 +285,7 @@ impl LiveView<PageSession> for PostView {
               </div>
             </section>"#
         );
-        shell(session, flash, content)
+        shell(session, &self.header, flash, content)
     }
 }
 

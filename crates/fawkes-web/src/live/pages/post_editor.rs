@@ -5,10 +5,12 @@ use async_trait::async_trait;
 use fawkes_domain::posts::{NewPost, Post, PostChanges, PostStatus};
 use fawkes_domain::{Domain, DomainError};
 use fawkes_live::{Event, Flash, List, LiveContext, LiveView, Params, Refusal, Rendered, html};
+use fawkes_pubsub::Broadcast;
 use uuid::Uuid;
 
 use super::require_user;
 use crate::live::form::FormState;
+use crate::live::header::Header;
 use crate::live::layout::{Field, field, shell};
 use crate::live::session::PageSession;
 
@@ -16,6 +18,7 @@ const POST_FIELDS: [&str; 2] = ["title", "body"];
 
 pub struct PostEditorView {
     domain: Domain,
+    header: Header,
     session: Option<PageSession>,
     /// `None` until the first save of a new post.
     post: Option<Post>,
@@ -26,6 +29,7 @@ impl PostEditorView {
     pub fn new(domain: Domain) -> Self {
         Self {
             domain,
+            header: Header::default(),
             session: None,
             post: None,
             form: FormState::default(),
@@ -88,6 +92,7 @@ impl LiveView<PageSession> for PostEditorView {
             ctx.set_title("New post");
         }
         self.session = Some(s.clone());
+        self.header.mount(&self.domain, s, ctx).await;
         Ok(())
     }
 
@@ -128,6 +133,10 @@ impl LiveView<PageSession> for PostEditorView {
             // now edits it.
             Err(error) => self.form.set_result(Err(error)),
         }
+    }
+
+    async fn handle_info(&mut self, s: &PageSession, info: &Broadcast, _: &mut LiveContext) {
+        self.header.handle_info(&self.domain, s, info).await;
     }
 
     fn render(&self, flash: &Flash) -> Rendered {
@@ -194,6 +203,6 @@ impl LiveView<PageSession> for PostEditorView {
               </div>
             </section>"#
         );
-        shell(session, flash, content)
+        shell(session, &self.header, flash, content)
     }
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::report;
+use crate::live::header::Header;
 use crate::live::layout::shell;
 use crate::live::session::PageSession;
 
@@ -65,6 +66,7 @@ pub fn payload_id(payload: &Value) -> Option<Uuid> {
 
 pub struct PostsView {
     domain: Domain,
+    header: Header,
     session: Option<PageSession>,
     /// Published, newest first.
     posts: Vec<ShownPost>,
@@ -76,6 +78,7 @@ impl PostsView {
     pub fn new(domain: Domain) -> Self {
         Self {
             domain,
+            header: Header::default(),
             session: None,
             posts: Vec::new(),
             drafts: Vec::new(),
@@ -136,12 +139,16 @@ impl LiveView<PageSession> for PostsView {
         let loaded = self.load(s).await;
         report(ctx, loaded);
         ctx.subscribe(FEED_TOPIC);
+        self.header.mount(&self.domain, s, ctx).await;
         Ok(())
     }
 
     async fn handle_event(&mut self, _: &PageSession, _: Event, _: &mut LiveContext) {}
 
     async fn handle_info(&mut self, s: &PageSession, info: &Broadcast, ctx: &mut LiveContext) {
+        if self.header.handle_info(&self.domain, s, info).await {
+            return;
+        }
         let fawkes_pubsub::Payload::Json(payload) = &info.payload else {
             return;
         };
@@ -219,7 +226,7 @@ impl LiveView<PageSession> for PostsView {
               {aside}
             </div>"#
         );
-        shell(session, flash, content)
+        shell(session, &self.header, flash, content)
     }
 }
 

@@ -4,15 +4,18 @@ use async_trait::async_trait;
 use fawkes_domain::Domain;
 use fawkes_domain::accounts::{ChangePassword, ChangeUsername, Device};
 use fawkes_live::{Event, Flash, List, LiveContext, LiveView, Params, Refusal, Rendered, html};
+use fawkes_pubsub::Broadcast;
 use uuid::Uuid;
 
 use super::{report, require_user};
 use crate::live::form::FormState;
+use crate::live::header::Header;
 use crate::live::layout::{Field, field, shell};
 use crate::live::session::PageSession;
 
 pub struct ProfileView {
     domain: Domain,
+    header: Header,
     session: Option<PageSession>,
     username: FormState,
     password: FormState,
@@ -23,6 +26,7 @@ impl ProfileView {
     pub fn new(domain: Domain) -> Self {
         Self {
             domain,
+            header: Header::default(),
             session: None,
             username: FormState::default(),
             password: FormState::default(),
@@ -53,6 +57,7 @@ impl LiveView<PageSession> for ProfileView {
             .insert("username".into(), s.username().to_owned());
         self.session = Some(s.clone());
         self.load_devices(s, ctx).await;
+        self.header.mount(&self.domain, s, ctx).await;
         Ok(())
     }
 
@@ -116,6 +121,10 @@ impl LiveView<PageSession> for ProfileView {
             }
             _ => {}
         }
+    }
+
+    async fn handle_info(&mut self, s: &PageSession, info: &Broadcast, _: &mut LiveContext) {
+        self.header.handle_info(&self.domain, s, info).await;
     }
 
     fn render(&self, flash: &Flash) -> Rendered {
@@ -188,6 +197,6 @@ impl LiveView<PageSession> for ProfileView {
               </div></section>
             </div>"#
         );
-        shell(session, flash, content)
+        shell(session, &self.header, flash, content)
     }
 }

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{report, require_user};
+use crate::live::header::Header;
 use crate::live::layout::shell;
 use crate::live::session::PageSession;
 
@@ -57,6 +58,7 @@ impl From<Message> for Line {
 
 pub struct RoomView {
     domain: Domain,
+    header: Header,
     session: Option<PageSession>,
     room: Option<Room>,
     /// Oldest first, as shown.
@@ -74,6 +76,7 @@ impl RoomView {
     pub fn new(domain: Domain) -> Self {
         Self {
             domain,
+            header: Header::default(),
             session: None,
             room: None,
             lines: Vec::new(),
@@ -240,6 +243,7 @@ impl LiveView<PageSession> for RoomView {
             self.refresh_online();
             let _ = self.domain.messaging.mark_read(&s.actor, self.slug()).await;
         }
+        self.header.mount(&self.domain, s, ctx).await;
         Ok(())
     }
 
@@ -249,6 +253,9 @@ impl LiveView<PageSession> for RoomView {
     }
 
     async fn handle_info(&mut self, s: &PageSession, info: &Broadcast, ctx: &mut LiveContext) {
+        if self.header.handle_info(&self.domain, s, info).await {
+            return;
+        }
         let fawkes_pubsub::Payload::Json(payload) = &info.payload else {
             return;
         };
@@ -342,7 +349,7 @@ impl LiveView<PageSession> for RoomView {
               </aside>
             </div>"#
         );
-        shell(session, flash, content)
+        shell(session, &self.header, flash, content)
     }
 }
 

@@ -9,11 +9,13 @@ use fawkes_pubsub::Broadcast;
 
 use super::{report, require_user};
 use crate::live::form::FormState;
+use crate::live::header::Header;
 use crate::live::layout::{Field, field, shell};
 use crate::live::session::PageSession;
 
 pub struct RoomsView {
     domain: Domain,
+    header: Header,
     session: Option<PageSession>,
     rooms: Vec<RoomUnread>,
     form: FormState,
@@ -25,6 +27,7 @@ impl RoomsView {
     pub fn new(domain: Domain) -> Self {
         Self {
             domain,
+            header: Header::default(),
             session: None,
             rooms: Vec::new(),
             form: FormState::default(),
@@ -68,6 +71,7 @@ impl LiveView<PageSession> for RoomsView {
                 ctx.subscribe(room_topic(&entry.room.slug));
             }
         }
+        self.header.mount(&self.domain, s, ctx).await;
         Ok(())
     }
 
@@ -94,6 +98,9 @@ impl LiveView<PageSession> for RoomsView {
     }
 
     async fn handle_info(&mut self, s: &PageSession, info: &Broadcast, ctx: &mut LiveContext) {
+        if self.header.handle_info(&self.domain, s, info).await {
+            return;
+        }
         match &*info.event {
             "new_msg" | "room_created" | "msg_deleted" => {
                 let loaded = self.load(s).await;
@@ -166,6 +173,6 @@ impl LiveView<PageSession> for RoomsView {
               </section>
             </div>"#
         );
-        shell(session, flash, content)
+        shell(session, &self.header, flash, content)
     }
 }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::report;
+use crate::live::header::Header;
 use crate::live::layout::shell;
 use crate::live::session::PageSession;
 
@@ -44,6 +45,7 @@ impl From<Comment> for Shown {
 
 pub struct VideoView {
     domain: Domain,
+    header: Header,
     session: Option<PageSession>,
     video_id: String,
     /// Newest first.
@@ -55,6 +57,7 @@ impl VideoView {
     pub fn new(domain: Domain) -> Self {
         Self {
             domain,
+            header: Header::default(),
             session: None,
             video_id: String::new(),
             comments: Vec::new(),
@@ -98,6 +101,7 @@ impl LiveView<PageSession> for VideoView {
         if ctx.connected() {
             ctx.subscribe(comments_topic(&self.video_id));
         }
+        self.header.mount(&self.domain, s, ctx).await;
         Ok(())
     }
 
@@ -129,7 +133,10 @@ impl LiveView<PageSession> for VideoView {
         }
     }
 
-    async fn handle_info(&mut self, _: &PageSession, info: &Broadcast, _: &mut LiveContext) {
+    async fn handle_info(&mut self, s: &PageSession, info: &Broadcast, _: &mut LiveContext) {
+        if self.header.handle_info(&self.domain, s, info).await {
+            return;
+        }
         let fawkes_pubsub::Payload::Json(payload) = &info.payload else {
             return;
         };
@@ -204,6 +211,6 @@ impl LiveView<PageSession> for VideoView {
               </div>
             </section>"#
         );
-        shell(session, flash, content)
+        shell(session, &self.header, flash, content)
     }
 }
