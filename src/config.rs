@@ -57,6 +57,8 @@ pub struct Config {
     /// Published namespaces that services push to over `POST /api/v1/broadcast`
     /// (`notification:*` is always one).
     pub topics: Vec<TopicConfig>,
+    /// Outbound sinks (`[[sinks]]`): signed webhooks and Firebase mirrors fed by jobs.
+    pub sinks: Vec<fawkes_sync::SinkConfig>,
 }
 
 /// One published namespace.
@@ -149,8 +151,41 @@ pub struct JobsSection {
     pub backoff_base_ms: u64,
     /// … up to this.
     pub backoff_cap_secs: u64,
-    /// Recurring jobs (`[[jobs.cron]]` name, schedule, kind, queue, args).
+    /// Recurring jobs (`[[jobs.cron]]` name, schedule, kind, queue, args). The default is the
+    /// housekeeping jobs and the sinks' reconciliation; a file's list replaces it.
     pub cron: Vec<fawkes_jobs::CronJob>,
+    /// Registers the job kinds that only tests use (`test_record`, `test_noop`). Never in
+    /// production: a `test_record` job appends to any file its arguments name.
+    pub test_kinds: bool,
+}
+
+/// The recurring jobs a node runs unless the configuration names its own.
+fn default_cron() -> Vec<fawkes_jobs::CronJob> {
+    let entry = |name: &str, schedule: &str, kind: &str, queue: &str| fawkes_jobs::CronJob {
+        name: name.to_owned(),
+        schedule: schedule.to_owned(),
+        kind: kind.to_owned(),
+        queue: queue.to_owned(),
+        args: serde_json::json!({}),
+    };
+    use fawkes_domain::housekeeping::{PRUNE_JOBS, PRUNE_NOTIFICATIONS, PURGE_SESSIONS};
+    vec![
+        entry(PURGE_SESSIONS, "17 3 * * *", PURGE_SESSIONS, "default"),
+        entry(PRUNE_JOBS, "27 3 * * *", PRUNE_JOBS, "default"),
+        entry(
+            PRUNE_NOTIFICATIONS,
+            "37 3 * * *",
+            PRUNE_NOTIFICATIONS,
+            "default",
+        ),
+        // A safety net: reconciliation is also scheduled whenever a sink misses a delivery.
+        entry(
+            fawkes_sync::RECONCILE_KIND,
+            "*/5 * * * *",
+            fawkes_sync::RECONCILE_KIND,
+            fawkes_sync::QUEUE,
+        ),
+    ]
 }
 
 impl Default for JobsSection {
@@ -159,6 +194,9 @@ impl Default for JobsSection {
         let mut queues = defaults.queues;
         // Notifications (`notify` jobs) run on a queue of their own.
         queues.insert(fawkes_domain::notifications::QUEUE.to_owned(), 5);
+        // Sink deliveries (`sink_deliver`, `sink_reconcile`) too: a slow sink never holds up
+        // other jobs.
+        queues.insert(fawkes_sync::QUEUE.to_owned(), 5);
         Self {
             enabled: true,
             queues,
@@ -167,7 +205,8 @@ impl Default for JobsSection {
             shutdown_grace_secs: defaults.shutdown_grace.as_secs(),
             backoff_base_ms: defaults.backoff.base.as_millis() as u64,
             backoff_cap_secs: defaults.backoff.cap.as_secs(),
-            cron: Vec::new(),
+            cron: default_cron(),
+            test_kinds: false,
         }
     }
 }
@@ -228,6 +267,7 @@ impl Default for Config {
                 pattern: "transaction:*".to_owned(),
                 join: "owner".to_owned(),
             }],
+            sinks: Vec::new(),
         }
     }
 }
@@ -308,6 +348,8 @@ pub enum ConfigError {
     Topic { pattern: String, join: String },
     #[error("jobs: {0}")]
     Jobs(#[from] fawkes_jobs::Error),
+    #[error("sinks: {0}")]
+    Sinks(#[from] fawkes_sync::Error),
 }
 
 /// Values given on the command line; they win over everything else.
@@ -391,6 +433,7 @@ impl Config {
         config.bus_kind()?;
         config.topic_rules()?;
         fawkes_jobs::check_cron(&config.jobs.cron)?;
+        fawkes_sync::check(&config.sinks)?;
         Ok(config)
     }
 
@@ -436,6 +479,7 @@ impl Config {
             shown.secret_key = Some("***".to_owned());
         }
         shown.database_url = fawkes_data::connect::redact_url(&shown.database_url);
+        shown.sinks = shown.sinks.iter().map(|s| s.masked()).collect();
         toml::to_string_pretty(&shown).unwrap_or_default()
     }
 

@@ -3,5 +3,6 @@
 
 pub mod config;
 pub mod server;
+pub mod test_jobs;
 
 pub use config::Config;

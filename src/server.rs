@@ -116,6 +116,23 @@ impl Server {
             fawkes_domain::notifications::JOB_KIND,
             domain.notifications.clone(),
         );
+        let housekeeping = fawkes_domain::housekeeping::Housekeeping::new(db.clone());
+        for kind in fawkes_domain::housekeeping::KINDS {
+            jobs.register(kind, housekeeping.clone());
+        }
+        // Outbound sinks: actions enqueue for the configured ones, this node delivers.
+        domain.sinks.configure(config.sinks.clone());
+        let mirror = std::sync::Arc::new(domain.mirror.clone());
+        match fawkes_sync::Sinks::new(db.clone(), config.sinks.clone(), mirror) {
+            Ok(sinks) => sinks.register(&jobs),
+            Err(e) => {
+                tracing::error!(error = %e, "outbound sinks cannot start; their deliveries wait")
+            }
+        }
+        if config.jobs.test_kinds {
+            tracing::warn!("jobs.test_kinds is on: test-only job kinds are registered");
+            crate::test_jobs::register(&jobs);
+        }
         Server {
             domain,
             db,

@@ -14,9 +14,11 @@ mod actor;
 mod authors;
 pub mod comments;
 mod error;
+pub mod housekeeping;
 pub mod jobs;
 pub mod messaging;
 pub mod notifications;
+pub mod outbound;
 mod page;
 pub mod posts;
 pub mod publishing;
@@ -47,6 +49,10 @@ pub struct Domain {
     /// The job queue's admin actions.
     pub jobs: jobs::Jobs,
     pub publishing: publishing::Publishing,
+    /// Which outbound sinks want which events (configured by the server; none by default).
+    pub sinks: fawkes_sync::Router,
+    /// What Firebase sinks mirror, read at send time.
+    pub mirror: outbound::Mirror,
     /// Who is on which topic (rooms track their members' connections).
     pub presence: fawkes_presence::Tracker,
 }
@@ -70,14 +76,24 @@ impl Domain {
         let db = Arc::new(db);
         let presence = fawkes_presence::Tracker::new(bus.clone());
         let jobs = jobs::Jobs::new(db.as_ref().clone());
+        let sinks = fawkes_sync::Router::default();
+        // Costs nothing until a sink mirrors presence.
+        outbound::follow_presence(sinks.clone(), db.clone(), &presence);
         Self {
             accounts: accounts::Accounts::new(db.clone(), bus.clone(), auth),
-            messaging: messaging::Messaging::new(db.clone(), bus.clone(), presence.clone()),
-            comments: comments::Comments::new(db.clone(), bus.clone()),
+            messaging: messaging::Messaging::new(
+                db.clone(),
+                bus.clone(),
+                presence.clone(),
+                sinks.clone(),
+            ),
+            comments: comments::Comments::new(db.clone(), bus.clone(), sinks.clone()),
             notifications: notifications::Notifications::new(db.clone(), bus.clone()),
-            posts: posts::Posts::new(db, bus.clone()),
+            posts: posts::Posts::new(db.clone(), bus.clone(), sinks.clone()),
             jobs,
             publishing: publishing::Publishing::new(bus, topics),
+            mirror: outbound::Mirror::new(db, presence.clone()),
+            sinks,
             presence,
         }
     }

@@ -120,6 +120,27 @@ impl Jobs {
         self.after_change(id, cancelled.rows_affected).await
     }
 
+    /// Deletes completed, discarded and cancelled jobs that finished before `before` (Unix
+    /// milliseconds); returns how many. A job whose unique key is still held stays, so its key
+    /// keeps doing its work (e.g. a cron slot is not enqueued again by a late node).
+    pub async fn prune_finished(&self, before: i64) -> Result<u64, Error> {
+        let deleted = job::Entity::delete_many()
+            .filter(job::Column::State.is_in([
+                State::Completed.as_str(),
+                State::Discarded.as_str(),
+                State::Cancelled.as_str(),
+            ]))
+            .filter(job::Column::CompletedAt.lt(before))
+            .filter(
+                job::Column::UniqueUntil
+                    .is_null()
+                    .or(job::Column::UniqueUntil.lt(now_ms())),
+            )
+            .exec(&self.db)
+            .await?;
+        Ok(deleted.rows_affected)
+    }
+
     /// The job after a conditional update: changed, or why not.
     async fn after_change(&self, id: Uuid, changed: u64) -> Result<Job, Error> {
         let job = self.get(id).await?;

@@ -57,10 +57,14 @@ pub struct Tracker {
     entries: Arc<AtomicUsize>,
     bus: PubSub,
     info: Arc<Mutex<Option<NodeInfo>>>,
+    observer: Arc<Mutex<Option<Observer>>>,
 }
 
 /// Produces what a node says about itself.
 type NodeInfo = Arc<dyn Fn() -> Value + Send + Sync>;
+
+/// Told `(topic, key)` after a presence may have changed (see [`Tracker::observe`]).
+type Observer = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 impl std::fmt::Debug for Tracker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,6 +81,26 @@ impl Tracker {
             entries: Arc::default(),
             bus,
             info: Arc::default(),
+            observer: Arc::default(),
+        }
+    }
+
+    /// Calls `observer(topic, key)` after every track and untrack on this node, and for each
+    /// entry of another node that timed out (each surviving node reports those). It runs on the
+    /// caller's thread with no lock held, so it must be quick (spawn anything slow). This is how
+    /// an app mirrors presence elsewhere without every channel that tracks knowing about it.
+    pub fn observe(&self, observer: impl Fn(&str, &str) + Send + Sync + 'static) {
+        *self.observer.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(observer));
+    }
+
+    fn notify_observer(&self, topic: &str, key: &str) {
+        let observer = self
+            .observer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if let Some(observer) = observer {
+            observer(topic, key);
         }
     }
 
@@ -100,6 +124,7 @@ impl Tracker {
         });
         self.entries.fetch_add(1, Ordering::Relaxed);
         self.broadcast_diff(topic, vec![(key.to_owned(), joined)], Vec::new());
+        self.notify_observer(topic, key);
         phx_ref
     }
 
@@ -159,7 +184,12 @@ impl Tracker {
             return;
         }
         self.entries.fetch_sub(left.len(), Ordering::Relaxed);
+        let keys: std::collections::BTreeSet<String> =
+            left.iter().map(|(k, _)| k.clone()).collect();
         self.broadcast_diff(topic, Vec::new(), left);
+        for key in keys {
+            self.notify_observer(topic, &key);
+        }
     }
 
     /// The topic's presences on every node: `{key: {metas: [...]}}`.

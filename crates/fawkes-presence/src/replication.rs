@@ -109,6 +109,10 @@ impl Tracker {
         for (id, node) in gone {
             tracing::warn!(node = %id, "presence: node stopped heartbeating; its entries leave");
             for (topic, entries) in node.entries {
+                // Every surviving node reports these: the dead one cannot.
+                for (key, _) in &entries {
+                    self.notify_observer(&topic, key);
+                }
                 let leaves = json!({ "joins": {}, "leaves": group(entries) });
                 self.bus.broadcast_local(&topic, DIFF_EVENT, leaves);
             }

@@ -12,5 +12,6 @@ pub mod room;
 pub mod room_member;
 pub mod room_read;
 pub mod session;
+pub mod sink_missed;
 pub mod user;
 pub mod user_device;

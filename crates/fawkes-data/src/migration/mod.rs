@@ -22,6 +22,7 @@ mod m20261124_000014_posts;
 mod m20261124_000015_post_comments;
 mod m20261201_000001_jobs;
 mod m20261201_000002_notifications;
+mod m20261202_000001_sink_missed;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000015_post_comments::Migration),
             Box::new(m20261201_000001_jobs::Migration),
             Box::new(m20261201_000002_notifications::Migration),
+            Box::new(m20261202_000001_sink_missed::Migration),
         ]
     }
 }

@@ -1,4 +1,5 @@
-//! Comments on videos (system C): stored, then broadcast on `comments:{video_id}`.
+//! Comments on videos (system C): stored, then broadcast on `comments:{video_id}`; each
+//! change also emits `comment.created|updated|deleted` to the outbound sinks in its transaction.
 
 mod policy;
 
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use fawkes_data::entity::comment;
 use fawkes_pubsub::PubSub;
+use fawkes_sync::Event;
 use garde::Validate;
 use sea_orm::ActiveValue::Set;
 use sea_orm::prelude::*;
@@ -14,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::authors::{author_of, load_authors};
 use crate::notifications::{SourceKind, enqueue_notify, may_mention};
+use crate::outbound::{MIRROR_COMMENTS, comment_data, emit};
 use crate::page::newest_first;
 use crate::store::begin_write;
 use crate::time::{now, to_datetime};
@@ -68,11 +71,12 @@ pub fn comments_topic(video_id: &str) -> String {
 pub struct Comments {
     db: Arc<DatabaseConnection>,
     bus: PubSub,
+    sinks: fawkes_sync::Router,
 }
 
 impl Comments {
-    pub fn new(db: Arc<DatabaseConnection>, bus: PubSub) -> Self {
-        Self { db, bus }
+    pub fn new(db: Arc<DatabaseConnection>, bus: PubSub, sinks: fawkes_sync::Router) -> Self {
+        Self { db, bus, sinks }
     }
 
     /// A video's comments, newest first.
@@ -135,6 +139,8 @@ impl Comments {
         }
         .insert(&txn)
         .await?;
+        let event = Event::new("comment.created", comment_data(&row)).mirrored(MIRROR_COMMENTS);
+        emit(&self.sinks, &txn, event).await?;
         txn.commit().await?;
         let comment = self.with_author(row).await?;
         self.publish(&comment.video_id, "new_comment", &comment);
@@ -151,14 +157,19 @@ impl Comments {
         validate(&input)?;
         let row = self.find(comment_id).await?;
         policy::edit(actor, &row)?;
+        // The sinks' delivery is enqueued in the same transaction as the change.
+        let txn = begin_write(self.db.as_ref()).await?;
         let updated = comment::ActiveModel {
             id: Set(row.id),
             content: Set(input.content),
             updated_at: Set(now()),
             ..Default::default()
         }
-        .update(self.db.as_ref())
+        .update(&txn)
         .await?;
+        let event = Event::new("comment.updated", comment_data(&updated)).mirrored(MIRROR_COMMENTS);
+        emit(&self.sinks, &txn, event).await?;
+        txn.commit().await?;
         let comment = self.with_author(updated).await?;
         self.publish(&comment.video_id, "comment_updated", &comment);
         Ok(comment)
@@ -168,10 +179,16 @@ impl Comments {
     pub async fn delete_comment(&self, actor: &Actor, comment_id: Uuid) -> Result<(), DomainError> {
         let row = self.find(comment_id).await?;
         policy::delete(actor, &row)?;
-        comment::Entity::delete_by_id(row.id)
-            .exec(self.db.as_ref())
-            .await?;
         let gone = serde_json::json!({ "id": row.id, "video_id": row.video_id });
+        let txn = begin_write(self.db.as_ref()).await?;
+        let deleted = comment::Entity::delete_by_id(row.id).exec(&txn).await?;
+        if deleted.rows_affected == 0 {
+            // Deleted meanwhile by someone else, who told the sinks.
+            return Err(DomainError::NotFound("comment"));
+        }
+        let event = Event::new("comment.deleted", gone.clone()).mirrored(MIRROR_COMMENTS);
+        emit(&self.sinks, &txn, event).await?;
+        txn.commit().await?;
         self.publish(&row.video_id, "comment_deleted", &gone);
         Ok(())
     }

@@ -10,11 +10,13 @@ use super::rooms::to_json;
 use super::{Message, MessageBody, Messaging, policy, room_topic};
 use crate::authors::{author_of, load_authors};
 use crate::notifications::{SourceKind, enqueue_notify, may_mention};
+use crate::outbound::emit;
 use crate::page::{newest_first, oldest_first};
 use crate::store::begin_write;
 use crate::time::now;
 use crate::validation::validate;
 use crate::{Actor, Cursor, DomainError, Page, PageRequest};
+use fawkes_sync::Event;
 
 impl Messaging {
     /// A room's messages, newest first; deleted ones are left out.
@@ -102,6 +104,15 @@ impl Messaging {
         }
         .insert(&txn)
         .await?;
+        let data = serde_json::json!({
+            "id": row.id,
+            "room": room.slug,
+            "room_id": room.id,
+            "author_id": row.author_id,
+            "body": row.body,
+            "created_at": crate::time::to_datetime(row.created_at),
+        });
+        emit(&self.sinks, &txn, Event::new("message.created", data)).await?;
         txn.commit().await?;
         let message = self.with_author(row).await?;
         self.bus

@@ -22,6 +22,7 @@ pub struct Messaging {
     db: Arc<DatabaseConnection>,
     bus: PubSub,
     presence: fawkes_presence::Tracker,
+    sinks: fawkes_sync::Router,
 }
 
 impl Messaging {
@@ -29,8 +30,14 @@ impl Messaging {
         db: Arc<DatabaseConnection>,
         bus: PubSub,
         presence: fawkes_presence::Tracker,
+        sinks: fawkes_sync::Router,
     ) -> Self {
-        Self { db, bus, presence }
+        Self {
+            db,
+            bus,
+            presence,
+            sinks,
+        }
     }
 }
 

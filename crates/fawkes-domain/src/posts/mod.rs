@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use fawkes_data::entity::post;
 use fawkes_pubsub::PubSub;
+use fawkes_sync::Event;
 use sea_orm::ActiveValue::Set;
 use sea_orm::prelude::*;
 use sea_orm::sea_query::{Expr, Func};
@@ -19,8 +20,10 @@ use serde_json::{Value, json};
 pub use views::{NewPost, NewPostComment, Post, PostChanges, PostComment, PostFilter, PostStatus};
 
 use crate::authors::{author_of, load_authors};
+use crate::outbound::emit;
 use crate::page::newest_first;
-use crate::time::now;
+use crate::store::begin_write;
+use crate::time::{now, to_datetime};
 use crate::validation::validate;
 use crate::{Actor, DomainError, Page, PageRequest};
 
@@ -41,11 +44,12 @@ pub fn post_topic(post_id: Uuid) -> String {
 pub struct Posts {
     db: Arc<DatabaseConnection>,
     bus: PubSub,
+    sinks: fawkes_sync::Router,
 }
 
 impl Posts {
-    pub fn new(db: Arc<DatabaseConnection>, bus: PubSub) -> Self {
-        Self { db, bus }
+    pub fn new(db: Arc<DatabaseConnection>, bus: PubSub, sinks: fawkes_sync::Router) -> Self {
+        Self { db, bus, sinks }
     }
 
     /// The posts the actor can read, newest first: published ones, their own drafts, and every
@@ -158,8 +162,9 @@ impl Posts {
             return Err(empty_body());
         }
         let at = now();
-        // Conditional on the status, so of two concurrent publishes one broadcasts; COALESCE
-        // keeps the first `published_at`.
+        // Conditional on the status, so of two concurrent publishes one broadcasts (and tells
+        // the sinks, in the same transaction); COALESCE keeps the first `published_at`.
+        let txn = begin_write(self.db.as_ref()).await?;
         let changed = post::Entity::update_many()
             .col_expr(
                 post::Column::Status,
@@ -172,8 +177,22 @@ impl Posts {
             .col_expr(post::Column::UpdatedAt, Expr::value(at))
             .filter(post::Column::Id.eq(row.id))
             .filter(post::Column::Status.eq(PostStatus::Draft.as_str()))
-            .exec(self.db.as_ref())
+            .exec(&txn)
             .await?;
+        if changed.rows_affected > 0 {
+            let published = post::Entity::find_by_id(row.id)
+                .one(&txn)
+                .await?
+                .ok_or(DomainError::NotFound("post"))?;
+            let data = json!({
+                "id": published.id,
+                "author_id": published.author_id,
+                "title": published.title,
+                "published_at": published.published_at.map(to_datetime),
+            });
+            emit(&self.sinks, &txn, Event::new("post.published", data)).await?;
+        }
+        txn.commit().await?;
         let post = self.get_post(actor, post_id).await?;
         if changed.rows_affected > 0 {
             self.publish_event(&post, "post_published");
