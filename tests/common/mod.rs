@@ -121,6 +121,23 @@ impl Drop for TestDatabase {
     }
 }
 
+/// A fresh database for a test that runs the `fawkes` binary itself; dropped with it.
+pub struct ScratchDatabase(TestDatabase);
+
+impl ScratchDatabase {
+    /// A new empty database on `backend`; `None` (skip) when that backend's URL is unset.
+    pub async fn create(backend: Backend) -> Option<ScratchDatabase> {
+        let server_url = backend.server_url()?;
+        Some(ScratchDatabase(
+            TestDatabase::create(backend, server_url).await,
+        ))
+    }
+
+    pub fn url(&self) -> &str {
+        &self.0.url
+    }
+}
+
 /// `server_url` with its database (path) replaced by `name`.
 fn with_database(server_url: &str, name: &str) -> String {
     let (base, query) = server_url
