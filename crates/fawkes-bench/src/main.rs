@@ -6,10 +6,12 @@
 //! fawkes-bench fanout   --server-pid PID --connections 10000 --repeats 20 [--peer]
 //! fawkes-bench chat     --server-pid PID --rooms 200 --members 10 --rate 1 --label sqlite
 //! fawkes-bench presence --server-pid PID --observers 1000 --churners 100 --rate 50
+//! fawkes-bench jobs     --database-url postgres://… --count 5000 --concurrency 10
 //! ```
 
 mod chat;
 mod client;
+mod jobs;
 mod peer;
 mod presence;
 mod proc_stats;
@@ -78,6 +80,9 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// N no-op jobs enqueued, then drained by the job worker: jobs per second on a database
+    /// (needs no server).
+    Jobs(jobs::Params),
     /// Churners joining and leaving a room while observers watch: `presence_diff` latency.
     Presence {
         #[arg(long, default_value_t = 100)]
@@ -111,6 +116,15 @@ struct PeerArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Scenario::Jobs(params) = &cli.scenario {
+        let result = jobs::run(params).await?;
+        jobs::print(&result);
+        let path = result_path(&cli.out, "jobs", &result_label(&cli.label, params), "");
+        std::fs::create_dir_all(&cli.out)?;
+        std::fs::write(&path, serde_json::to_vec_pretty(&result)?)?;
+        println!("wrote {}", path.display());
+        return Ok(());
+    }
     if !is_loopback(&cli.url) {
         bail!("fawkes-bench only targets servers on this machine (127.0.0.0/8 or localhost)");
     }
@@ -118,6 +132,7 @@ async fn main() -> anyhow::Result<()> {
     let limit = rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
     let sockets = match &cli.scenario {
         Scenario::Idle { .. } | Scenario::Fanout { .. } => cli.connections,
+        Scenario::Jobs(_) => 0,
         Scenario::Chat { rooms, members, .. } => rooms * members,
         Scenario::Presence {
             observers,
@@ -238,6 +253,7 @@ async fn main() -> anyhow::Result<()> {
                 serde_json::to_value(&result)?,
             )
         }
+        Scenario::Jobs(_) => bail!("the jobs scenario runs without a server (handled above)"),
     };
     let size = match name.as_str() {
         "idle" | "fanout" | "idle-vs-peer" | "fanout-vs-peer" => format!("-{}", cli.connections),
@@ -248,6 +264,20 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&path, serde_json::to_vec_pretty(&json)?)?;
     println!("wrote {}", path.display());
     Ok(())
+}
+
+/// The jobs scenario's label: the one given, else the database's scheme.
+fn result_label(label: &str, params: &jobs::Params) -> String {
+    if label.is_empty() {
+        params
+            .database_url
+            .split("://")
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    } else {
+        label.to_owned()
+    }
 }
 
 /// `{out}/{scenario}[-{label}]{size}.json`
