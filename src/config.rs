@@ -751,6 +751,39 @@ mod tests {
     }
 
     #[test]
+    fn sinks_come_from_the_file_checked_and_masked() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("f.toml");
+        std::fs::write(
+            &file,
+            "[[sinks]]\nname = \"hooks\"\nkind = \"webhook\"\nurl = \"https://h.example/in\"\n\
+             secret = \"whsec-hunter2\"\nevents = [\"comment.*\"]\n\
+             [[sinks]]\nname = \"fb\"\nkind = \"firebase\"\nurl = \"https://x.firebaseio.com\"\n\
+             auth = \"token-hunter3\"\ncooldown_secs = 5\n",
+        )?;
+        let config = load(&[], Some(&file), Overrides::default())?;
+        assert_eq!(config.sinks.len(), 2);
+        assert_eq!(config.sinks[1].cooldown_secs, 5);
+        assert_eq!(config.sinks[1].mirror, ["comments", "presence"]);
+        let shown = config.to_masked_toml();
+        assert!(
+            shown.contains("hooks") && !shown.contains("hunter2") && !shown.contains("hunter3")
+        );
+        std::fs::write(
+            &file,
+            "[[sinks]]\nname = \"hooks\"\nkind = \"webhook\"\nurl = \"https://h.example/in\"\n",
+        )?;
+        assert!(
+            matches!(
+                load(&[], Some(&file), Overrides::default()),
+                Err(ConfigError::Sinks(_))
+            ),
+            "a webhook without a secret is refused"
+        );
+        Ok(())
+    }
+
+    #[test]
     fn printed_configuration_masks_secrets() {
         let config = Config {
             secret_key: Some("x".repeat(40)),
