@@ -54,6 +54,7 @@ pub struct Config {
     pub socket: SocketSection,
     pub presence: PresenceSection,
     pub jobs: JobsSection,
+    pub metrics: MetricsSection,
     /// Published namespaces that services push to over `POST /api/v1/broadcast`
     /// (`notification:*` is always one).
     pub topics: Vec<TopicConfig>,
@@ -109,6 +110,15 @@ impl Default for SocketSection {
             max_refused_in_a_row: defaults.max_refused_in_a_row,
         }
     }
+}
+
+/// `/metrics`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// When set, a scrape must send `Authorization: Bearer <token>`; unset, `/metrics` is open
+    /// (keep it off the public network then).
+    pub token: Option<String>,
 }
 
 /// Presence across nodes (used when a bus joins several nodes).
@@ -224,6 +234,7 @@ impl Default for Config {
             socket: SocketSection::default(),
             presence: PresenceSection::default(),
             jobs: JobsSection::default(),
+            metrics: MetricsSection::default(),
             topics: vec![TopicConfig {
                 pattern: "transaction:*".to_owned(),
                 join: "owner".to_owned(),
@@ -434,6 +445,9 @@ impl Config {
         let mut shown = self.clone();
         if shown.secret_key.is_some() {
             shown.secret_key = Some("***".to_owned());
+        }
+        if shown.metrics.token.is_some() {
+            shown.metrics.token = Some("***".to_owned());
         }
         shown.database_url = fawkes_data::connect::redact_url(&shown.database_url);
         toml::to_string_pretty(&shown).unwrap_or_default()
@@ -711,10 +725,14 @@ mod tests {
         let config = Config {
             secret_key: Some("x".repeat(40)),
             database_url: "postgres://app:hunter2@db/fawkes".into(),
+            metrics: MetricsSection {
+                token: Some("scrape-token-42".into()),
+            },
             ..Config::default()
         };
         let shown = config.to_masked_toml();
         assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains("scrape-token-42"));
         assert!(!shown.contains(&"x".repeat(40)));
         assert!(shown.contains("***"));
     }

@@ -70,6 +70,7 @@ pub struct Server {
     pub jobs: fawkes_jobs::Registry,
     /// The worker's settings; `None` when this node runs no worker.
     worker: Option<fawkes_jobs::WorkerConfig>,
+    pub metrics: std::sync::Arc<fawkes_web::Metrics>,
     router: axum::Router,
 }
 
@@ -85,7 +86,13 @@ impl Server {
     }
 
     /// Builds the application over an open, migrated database.
-    pub fn with_database(config: &Config, db: DatabaseConnection, secret: Vec<u8>) -> Server {
+    pub fn with_database(config: &Config, mut db: DatabaseConnection, secret: Vec<u8>) -> Server {
+        let metrics = fawkes_web::Metrics::new(config.metrics.token.as_deref());
+        // Set before the connection is cloned anywhere: clones share the callback.
+        let observer = metrics.clone();
+        db.set_metric_callback(move |info| {
+            observer.database_query(info.elapsed, &info.statement.sql, info.failed);
+        });
         // Checked when the configuration was loaded.
         let topics = config.topic_rules().unwrap_or_default();
         let bus = PubSub::new();
@@ -108,6 +115,7 @@ impl Server {
             domain: domain.clone(),
             db: db.clone(),
             endpoint: endpoint.clone(),
+            metrics: metrics.clone(),
         };
         let router = fawkes_web::app(state, &config.http_settings(), page_signer);
         // The domain's own job kinds.
@@ -122,6 +130,7 @@ impl Server {
             endpoint,
             jobs,
             worker: config.jobs.enabled.then(|| config.worker_config()),
+            metrics,
             router,
         }
     }
@@ -154,6 +163,17 @@ impl Server {
             },
             None => None,
         };
+        let metrics = self.metrics.clone();
+        let upkeep_stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => metrics.upkeep(),
+                    () = upkeep_stop.cancelled() => break,
+                }
+            }
+        });
         let app = self
             .router
             .into_make_service_with_connect_info::<std::net::SocketAddr>();

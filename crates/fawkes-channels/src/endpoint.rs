@@ -15,15 +15,25 @@ use tokio::sync::mpsc;
 use crate::message::{Kind, Outgoing, Payload};
 use crate::serializer::{Frame, Serializer};
 
-/// Counters an operator wants to see.
+/// Counters an operator wants to see. Plain atomics, bumped where the work happens anyway, so
+/// the app can export them at scrape time without the crate knowing about any metrics system.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Open WebSocket connections.
     pub connections: AtomicU64,
+    /// Live LongPoll sessions.
+    pub longpoll_sessions: AtomicU64,
     pub joined_channels: AtomicU64,
     pub slow_consumer_disconnects: AtomicU64,
+    /// Client events refused with `rate_limited`.
+    pub rate_limited_events: AtomicU64,
     pub rate_limited_disconnects: AtomicU64,
     pub frames_out: AtomicU64,
     pub frames_in: AtomicU64,
+    /// Broadcasts that reached a topic with subscribers on this node.
+    pub broadcasts: AtomicU64,
+    /// Frames those broadcasts queued on subscribed connections (the fan-out).
+    pub broadcast_deliveries: AtomicU64,
 }
 
 /// What the writer of a connection sends.
@@ -182,6 +192,7 @@ impl Endpoint {
                 let entry = Arc::new(Topic::default());
                 let sink = Arc::new(TopicSink {
                     topic: entry.clone(),
+                    stats: self.inner.stats.clone(),
                 });
                 let attachment = self.inner.bus.attach(topic, sink);
                 entry.attachment.store(attachment, Ordering::Relaxed);
@@ -250,6 +261,30 @@ impl Endpoint {
         }
     }
 
+    /// Joined channels per topic namespace (the part before the first `:`), counted now. For
+    /// metrics: walks every topic, so it is for a scrape, not a hot path.
+    pub fn joined_by_namespace(&self) -> HashMap<String, u64> {
+        let topics: Vec<(Arc<str>, Arc<Topic>)> = self
+            .inner
+            .topics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(name, topic)| (name.clone(), topic.clone()))
+            .collect();
+        let mut counts = HashMap::new();
+        for (name, topic) in topics {
+            let namespace = name.split_once(':').map_or(&*name, |(ns, _)| ns);
+            let joined = topic
+                .subscribers
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len() as u64;
+            *counts.entry(namespace.to_owned()).or_insert(0) += joined;
+        }
+        counts
+    }
+
     fn subscriber(&self, topic: &str, channel_id: u64) -> Option<Arc<Subscriber>> {
         let entry = self
             .inner
@@ -269,6 +304,7 @@ impl Endpoint {
 /// The bus sink of one topic.
 struct TopicSink {
     topic: Arc<Topic>,
+    stats: Arc<Stats>,
 }
 
 impl Sink for TopicSink {
@@ -292,10 +328,12 @@ impl Sink for TopicSink {
             .subscribers
             .read()
             .unwrap_or_else(PoisonError::into_inner);
+        let mut delivered = 0;
         for (channel_id, subscriber) in subscribers.iter() {
             if message.origin == Some(*channel_id) {
                 continue;
             }
+            delivered += 1;
             if subscriber.intercepts.contains(&&*message.event) {
                 subscriber.connection.notify(Inbox::Intercepted {
                     channel_id: *channel_id,
@@ -320,5 +358,10 @@ impl Sink for TopicSink {
                 None => subscriber.connection.send(frame),
             }
         }
+        // Two relaxed adds per broadcast, not per subscriber.
+        self.stats.broadcasts.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .broadcast_deliveries
+            .fetch_add(delivered, Ordering::Relaxed);
     }
 }

@@ -214,6 +214,8 @@ async fn run<H: SocketHandler>(
     (mut posts, mut inbox, mut forwarded): SessionInputs,
 ) {
     let endpoint = state.endpoint.clone();
+    let stats = endpoint.stats().clone();
+    stats.longpoll_sessions.fetch_add(1, Ordering::Relaxed);
     let expiry = state.config.longpoll_window.mul_f32(1.5);
     let disconnects =
         crate::disconnect::watch(&endpoint, state.handler.socket_ids(&assigns), &handle);
@@ -268,6 +270,7 @@ async fn run<H: SocketHandler>(
         .remove(&token);
     connection.close_all().await;
     disconnects.detach(&endpoint);
+    stats.longpoll_sessions.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// A GET on a live session: whatever is queued, or wait up to one window for something.

@@ -7,6 +7,7 @@ mod extract;
 mod health;
 mod layers;
 mod live;
+pub mod metrics;
 mod openapi;
 mod routes;
 
@@ -17,6 +18,7 @@ use fawkes_domain::Domain;
 use sea_orm::DatabaseConnection;
 
 pub use error::{ApiError, ErrorBody};
+pub use metrics::Metrics;
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -26,6 +28,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// The channel endpoint behind `/socket`.
     pub endpoint: fawkes_channels::Endpoint,
+    /// This server's metrics, served at `/metrics`.
+    pub metrics: std::sync::Arc<Metrics>,
 }
 
 /// The HTTP settings from configuration.
@@ -46,6 +50,7 @@ pub struct HttpSettings {
 /// The whole HTTP application. `signer` signs what pages hand to browsers (sessions, CSRF).
 pub fn app(state: AppState, settings: &HttpSettings, signer: fawkes_live::Signer) -> Router {
     let (api, openapi) = documented_routes().split_for_parts();
+    let metrics = state.metrics.clone();
     let sockets = fawkes_channels::router(
         state.endpoint.clone(),
         std::sync::Arc::new(channels::AppSocket {
@@ -68,9 +73,9 @@ pub fn app(state: AppState, settings: &HttpSettings, signer: fawkes_live::Signer
         settings.socket.allowed_origins.clone(),
     );
     let pages = live::router(&state_for_pages, live, settings.socket.clone());
-    layers::apply(router, settings)
-        .nest("/socket", layers::sockets(sockets))
-        .merge(layers::sockets(pages))
+    layers::apply(router, settings, &metrics)
+        .nest("/socket", layers::sockets(sockets, &metrics))
+        .merge(layers::sockets(pages, &metrics))
 }
 
 /// The OpenAPI document, for `fawkes openapi`.
@@ -84,4 +89,5 @@ fn documented_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::with_openapi(openapi::document())
         .nest("/api/v1", routes::api_v1())
         .merge(health::routes())
+        .routes(utoipa_axum::routes!(metrics::scrape))
 }
