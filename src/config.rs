@@ -450,6 +450,7 @@ impl Config {
             shown.metrics.token = Some("***".to_owned());
         }
         shown.database_url = fawkes_data::connect::redact_url(&shown.database_url);
+        shown.pubsub = fawkes_data::connect::redact_url(&shown.pubsub);
         toml::to_string_pretty(&shown).unwrap_or_default()
     }
 
@@ -725,6 +726,7 @@ mod tests {
         let config = Config {
             secret_key: Some("x".repeat(40)),
             database_url: "postgres://app:hunter2@db/fawkes".into(),
+            pubsub: "redis://:bus-password@redis:6379".into(),
             metrics: MetricsSection {
                 token: Some("scrape-token-42".into()),
             },
@@ -733,6 +735,7 @@ mod tests {
         let shown = config.to_masked_toml();
         assert!(!shown.contains("hunter2"));
         assert!(!shown.contains("scrape-token-42"));
+        assert!(!shown.contains("bus-password"));
         assert!(!shown.contains(&"x".repeat(40)));
         assert!(shown.contains("***"));
     }

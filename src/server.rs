@@ -46,7 +46,9 @@ fn connect_bus(config: &Config, db: &DatabaseConnection, bus: &PubSub) {
         Ok(BusKind::Postgres) => Backend::Postgres(db.get_postgres_connection_pool().clone()),
         Ok(BusKind::Local) | Err(_) => return,
     };
-    tracing::info!(node = %config.node_name, "joining the other nodes through the {} bus", config.pubsub);
+    // A bus URL may carry a password.
+    let url = fawkes_data::connect::redact_url(&config.pubsub);
+    tracing::info!(node = %config.node_name, bus = %url, "joining the other nodes through the bus");
     bus.connect_remote_as(backend, &config.cluster_name);
 }
 

@@ -235,6 +235,7 @@ impl<H: SocketHandler> Connection<H> {
                         ctx,
                     },
                 );
+                tracing::debug!(topic, "channel joined");
                 if after.is_err() {
                     tracing::error!(topic, "channel after_join panicked");
                     self.crash(topic).await;
@@ -242,6 +243,7 @@ impl<H: SocketHandler> Connection<H> {
             }
             // R5
             Ok(Err(response)) => {
+                tracing::debug!(topic, "join refused");
                 self.endpoint.unsubscribe(topic, channel_id);
                 self.reply(
                     join_ref.as_deref(),

@@ -18,6 +18,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use crate::SocketState;
 use crate::connection::{Connection, Flow};
@@ -185,14 +186,20 @@ async fn open<H: SocketHandler>(
     // Subscribed before the client learns the token, so a first request that lands on
     // another node and is forwarded here is never missed.
     let forwarded = state.endpoint.bus().subscribe(&session_topic(&token), 64);
-    tokio::spawn(run(
-        state.clone(),
-        token.clone(),
-        session,
-        Arc::new(assigns),
-        handle,
-        (posts_rx, inbox_rx, forwarded),
-    ));
+    // The session outlives this request; its span names it by a socket id, not by its token.
+    let span =
+        tracing::info_span!("socket", socket_id = %crate::new_socket_id(), transport = "longpoll");
+    tokio::spawn(
+        run(
+            state.clone(),
+            token.clone(),
+            session,
+            Arc::new(assigns),
+            handle,
+            (posts_rx, inbox_rx, forwarded),
+        )
+        .instrument(span),
+    );
     json_response(json!({ "status": 410, "token": token, "messages": [] }))
 }
 
@@ -216,6 +223,7 @@ async fn run<H: SocketHandler>(
     let endpoint = state.endpoint.clone();
     let stats = endpoint.stats().clone();
     stats.longpoll_sessions.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!("longpoll session opened");
     let expiry = state.config.longpoll_window.mul_f32(1.5);
     let disconnects =
         crate::disconnect::watch(&endpoint, state.handler.socket_ids(&assigns), &handle);
@@ -233,7 +241,7 @@ async fn run<H: SocketHandler>(
             request = forwarded.recv() => {
                 if let Some(request) = request {
                     let window = state.config.longpoll_window;
-                    tokio::spawn(answer_forwarded(bus.clone(), window, token.clone(), session.clone(), request));
+                    tokio::spawn(answer_forwarded(bus.clone(), window, token.clone(), session.clone(), request).in_current_span());
                 }
             }
             posted = posts.recv() => {
@@ -271,6 +279,7 @@ async fn run<H: SocketHandler>(
     connection.close_all().await;
     disconnects.detach(&endpoint);
     stats.longpoll_sessions.fetch_sub(1, Ordering::Relaxed);
+    tracing::debug!("longpoll session ended");
 }
 
 /// A GET on a live session: whatever is queued, or wait up to one window for something.
