@@ -73,6 +73,7 @@ pub struct Server {
     /// The worker's settings; `None` when this node runs no worker.
     worker: Option<fawkes_jobs::WorkerConfig>,
     pub metrics: std::sync::Arc<fawkes_web::Metrics>,
+    limits: std::sync::Arc<fawkes_web::ratelimit::RateLimits>,
     router: axum::Router,
 }
 
@@ -118,7 +119,12 @@ impl Server {
             db: db.clone(),
             endpoint: endpoint.clone(),
             metrics: metrics.clone(),
+            limits: fawkes_web::ratelimit::RateLimits::new(
+                &config.rate_limit_settings(),
+                metrics.clone(),
+            ),
         };
+        let limits = state.limits.clone();
         let router = fawkes_web::app(state, &config.http_settings(), page_signer);
         // The domain's own job kinds.
         let jobs = fawkes_jobs::Registry::new();
@@ -133,6 +139,7 @@ impl Server {
             jobs,
             worker: config.jobs.enabled.then(|| config.worker_config()),
             metrics,
+            limits,
             router,
         }
     }
@@ -166,12 +173,16 @@ impl Server {
             None => None,
         };
         let metrics = self.metrics.clone();
+        let limits = self.limits.clone();
         let upkeep_stop = shutdown.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
             loop {
                 tokio::select! {
-                    _ = every.tick() => metrics.upkeep(),
+                    _ = every.tick() => {
+                        metrics.upkeep();
+                        limits.housekeeping();
+                    }
                     () = upkeep_stop.cancelled() => break,
                 }
             }

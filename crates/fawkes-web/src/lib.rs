@@ -9,6 +9,7 @@ mod layers;
 mod live;
 pub mod metrics;
 mod openapi;
+pub mod ratelimit;
 mod routes;
 
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub endpoint: fawkes_channels::Endpoint,
     /// This server's metrics, served at `/metrics`.
     pub metrics: std::sync::Arc<Metrics>,
+    /// The HTTP rate limits.
+    pub limits: std::sync::Arc<ratelimit::RateLimits>,
 }
 
 /// The HTTP settings from configuration.
@@ -45,6 +48,9 @@ pub struct HttpSettings {
     pub socket: fawkes_channels::SocketConfig,
     /// Whether sockets without a token may connect (and read public rooms).
     pub allow_guests: bool,
+    /// `presence_update` events one socket may send per second, and in a burst; `None` for no
+    /// limit.
+    pub presence_updates: Option<(u32, u32)>,
 }
 
 /// The whole HTTP application. `signer` signs what pages hand to browsers (sessions, CSRF).
@@ -56,6 +62,8 @@ pub fn app(state: AppState, settings: &HttpSettings, signer: fawkes_live::Signer
         std::sync::Arc::new(channels::AppSocket {
             domain: state.domain.clone(),
             allow_guests: settings.allow_guests,
+            presence_updates: settings.presence_updates,
+            metrics: state.metrics.clone(),
         }),
         settings.socket.clone(),
     );

@@ -42,7 +42,7 @@ pub enum Limit {
 }
 
 impl Limit {
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Limit::Auth => "auth",
             Limit::Write => "write",
