@@ -45,14 +45,19 @@ impl Backend {
 }
 
 /// A database that exists for one test.
-struct TestDatabase {
-    url: String,
+pub struct TestDatabase {
+    pub url: String,
     /// For PostgreSQL/MySQL: the server URL and database name, to drop it afterwards.
     drop: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl TestDatabase {
+    /// A new, empty database on `backend`; `None` when that backend is not configured.
+    pub async fn for_backend(backend: Backend) -> Option<TestDatabase> {
+        Some(Self::create(backend, backend.server_url()?).await)
+    }
+
     async fn create(backend: Backend, server_url: String) -> TestDatabase {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         if backend == Backend::Sqlite {
@@ -232,6 +237,15 @@ impl TestServer {
             return None;
         };
         let database = TestDatabase::create(backend, server_url).await;
+        Some(Self::start_on(backend, database, adjust).await)
+    }
+
+    /// Starts a server over an existing test database.
+    pub async fn start_on(
+        backend: Backend,
+        database: TestDatabase,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let mut config = Config {
             database_url: database.url.clone(),
             secret_key: Some(TEST_SECRET.to_owned()),
@@ -251,7 +265,7 @@ impl TestServer {
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
         tokio::spawn(server.serve(listener, shutdown.clone()));
-        Some(TestServer {
+        TestServer {
             backend,
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
@@ -261,7 +275,7 @@ impl TestServer {
             config,
             shutdown,
             _database: database,
-        })
+        }
     }
 
     /// The bus the server's channels listen on.

@@ -108,6 +108,13 @@ pub fn backend_of(url: &str) -> Result<DbBackend, ConnectError> {
     }
 }
 
+/// The file a `sqlite://` URL names; `None` for an in-memory database or another backend.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?.trim_start_matches("//");
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
 /// Makes sure the folder of a SQLite file exists and that the file is created on first use.
 fn sqlite_url(url: &str) -> Result<String, ConnectError> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
