@@ -56,6 +56,7 @@ pub struct Config {
     pub jobs: JobsSection,
     pub metrics: MetricsSection,
     pub rate_limit: RateLimitSection,
+    pub shutdown: ShutdownSection,
     /// Published namespaces that services push to over `POST /api/v1/broadcast`
     /// (`notification:*` is always one).
     pub topics: Vec<TopicConfig>,
@@ -125,6 +126,26 @@ pub struct MetricsSection {
     /// When set, a scrape must send `Authorization: Bearer <token>`; unset, `/metrics` is open
     /// (keep it off the public network then).
     pub token: Option<String>,
+}
+
+/// What happens on SIGTERM (or Ctrl-C).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownSection {
+    /// Live sockets are closed with 1012 spread evenly over this many seconds, so their
+    /// clients reconnect to the other nodes gradually.
+    pub drain_window_secs: u64,
+    /// The process exits after this many seconds even if connections or requests remain.
+    pub deadline_secs: u64,
+}
+
+impl Default for ShutdownSection {
+    fn default() -> Self {
+        Self {
+            drain_window_secs: 10,
+            deadline_secs: 30,
+        }
+    }
 }
 
 /// HTTP rate limits. Socket events have theirs in `[socket]`.
@@ -274,6 +295,7 @@ impl Default for Config {
             jobs: JobsSection::default(),
             metrics: MetricsSection::default(),
             rate_limit: RateLimitSection::default(),
+            shutdown: ShutdownSection::default(),
             topics: vec![TopicConfig {
                 pattern: "transaction:*".to_owned(),
                 join: "owner".to_owned(),

@@ -4,6 +4,8 @@ use fawkes_data::{Migrator, MigratorTrait, sea_orm::DatabaseConnection};
 use fawkes_domain::Domain;
 use fawkes_pubsub::{Backend, PubSub};
 use fawkes_web::AppState;
+use std::time::Duration;
+
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -74,6 +76,8 @@ pub struct Server {
     worker: Option<fawkes_jobs::WorkerConfig>,
     pub metrics: std::sync::Arc<fawkes_web::Metrics>,
     limits: std::sync::Arc<fawkes_web::ratelimit::RateLimits>,
+    drain_window: Duration,
+    deadline: Duration,
     router: axum::Router,
 }
 
@@ -140,6 +144,8 @@ impl Server {
             worker: config.jobs.enabled.then(|| config.worker_config()),
             metrics,
             limits,
+            drain_window: Duration::from_secs(config.shutdown.drain_window_secs),
+            deadline: Duration::from_secs(config.shutdown.deadline_secs.max(1)),
             router,
         }
     }
@@ -154,9 +160,11 @@ impl Server {
             })
     }
 
-    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish. The job
-    /// worker runs alongside with the handlers registered in [`Server::jobs`]; at shutdown it
-    /// lets running jobs finish within its grace period and gives back the rest.
+    /// Serves until `shutdown` is cancelled, then drains: no new connections, live sockets
+    /// closed with 1012 over the drain window, in-flight requests finished, and the job worker
+    /// (which runs alongside with the handlers registered in [`Server::jobs`]) lets running
+    /// jobs finish within its grace period and gives back the rest. Returns when all of that is
+    /// done or the shutdown deadline has passed, whichever comes first.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -176,7 +184,7 @@ impl Server {
         let limits = self.limits.clone();
         let upkeep_stop = shutdown.clone();
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+            let mut every = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tokio::select! {
                     _ = every.tick() => {
@@ -190,17 +198,46 @@ impl Server {
         let app = self
             .router
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await;
-        if let Some(worker) = worker {
-            // Stops by itself once `shutdown` is cancelled; an error ended the serving instead.
+        // Stops accepting at once and waits for in-flight requests; upgraded sockets are not
+        // requests any more, so they are drained separately.
+        let http = async {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .await;
+            // An error ended the serving rather than a signal: the sockets and the worker stop too.
             shutdown.cancel();
-            if let Err(e) = worker.await {
+            served
+        };
+        let endpoint = self.endpoint.clone();
+        let window = self.drain_window;
+        let sockets = async {
+            shutdown.cancelled().await;
+            endpoint.drain(window).await;
+        };
+        // The worker stops by itself once `shutdown` is cancelled, within its own grace period.
+        let jobs = async {
+            if let Some(worker) = worker
+                && let Err(e) = worker.await
+            {
                 tracing::error!(error = %e, "the job worker ended abnormally");
             }
+        };
+        let drained = async {
+            let (served, (), ()) = tokio::join!(http, sockets, jobs);
+            served
+        };
+        tokio::pin!(drained);
+        let deadline = self.deadline;
+        tokio::select! {
+            served = &mut drained => served?,
+            () = async { shutdown.cancelled().await; tokio::time::sleep(deadline).await } => {
+                tracing::warn!(
+                    sockets = self.endpoint.live_connections(),
+                    ?deadline,
+                    "drain deadline reached; stopping with connections still open"
+                );
+            }
         }
-        served?;
         Ok(())
     }
 }

@@ -139,6 +139,27 @@ struct Inner {
     bus: PubSub,
     topics: Mutex<HashMap<Arc<str>, Arc<Topic>>>,
     stats: Arc<Stats>,
+    /// Every live connection's control inbox, for a drain to reach them all.
+    live: Mutex<HashMap<u64, mpsc::UnboundedSender<Inbox>>>,
+    /// Set by [`Endpoint::drain`]: new connections are refused.
+    draining: AtomicBool,
+}
+
+/// A connection's place in the live set; leaving it (dropping) removes the connection.
+pub(crate) struct LiveGuard {
+    endpoint: Endpoint,
+    id: u64,
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.endpoint
+            .inner
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
 }
 
 /// The registry of joined topics on this node. Cheap to clone.
@@ -160,6 +181,8 @@ impl Endpoint {
                 bus,
                 topics: Mutex::default(),
                 stats: Arc::default(),
+                live: Mutex::default(),
+                draining: AtomicBool::new(false),
             }),
         }
     }
@@ -170,6 +193,61 @@ impl Endpoint {
 
     pub fn stats(&self) -> &Arc<Stats> {
         &self.inner.stats
+    }
+
+    /// Adds a connection to the live set that [`Endpoint::drain`] closes.
+    pub(crate) fn register_live(&self, inbox: mpsc::UnboundedSender<Inbox>) -> LiveGuard {
+        let id = self.inner.bus.next_id();
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, inbox);
+        LiveGuard {
+            endpoint: self.clone(),
+            id,
+        }
+    }
+
+    /// Whether a drain has begun; new connections are then refused.
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Relaxed)
+    }
+
+    /// Live connections: open WebSockets and LongPoll sessions.
+    pub fn live_connections(&self) -> usize {
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Asks every live connection to go, for a node that is stopping: each is closed with 1012
+    /// ("service restart"; clients reconnect, through the balancer to another node), the closes
+    /// spread evenly over `window` so the other nodes are not hit by every client at once.
+    /// New connections are refused from now on. Returns when no connection is left.
+    pub async fn drain(&self, window: std::time::Duration) {
+        self.inner.draining.store(true, Ordering::Relaxed);
+        let live: Vec<mpsc::UnboundedSender<Inbox>> = self
+            .inner
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let count = live.len();
+        tracing::info!(connections = count, ?window, "draining sockets");
+        let started = tokio::time::Instant::now();
+        for (i, inbox) in live.into_iter().enumerate() {
+            let at = window.mul_f64(i as f64 / count as f64);
+            tokio::time::sleep_until(started + at).await;
+            let _ = inbox.send(Inbox::Close(1012, "server restarting"));
+        }
+        while self.live_connections() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Subscribes a joining channel, holding its broadcasts until [`Endpoint::release`].

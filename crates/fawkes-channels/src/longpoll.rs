@@ -142,6 +142,10 @@ async fn open<H: SocketHandler>(
     params: HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Response {
+    if state.endpoint.is_draining() {
+        // Phoenix's LongPoll client treats any other status as an error and retries.
+        return status_only(503);
+    }
     let Some(serializer) = Serializer::negotiate(params.get("vsn").map(String::as_str)) else {
         return status_only(403);
     };
@@ -177,6 +181,7 @@ async fn open<H: SocketHandler>(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(token.clone(), session.clone());
+    let live = state.endpoint.register_live(inbox.clone());
     let handle = Arc::new(ConnectionHandle::new(
         serializer,
         outbound,
@@ -197,6 +202,7 @@ async fn open<H: SocketHandler>(
             Arc::new(assigns),
             handle,
             (posts_rx, inbox_rx, forwarded),
+            live,
         )
         .instrument(span),
     );
@@ -219,6 +225,7 @@ async fn run<H: SocketHandler>(
     assigns: Arc<H::Assigns>,
     handle: Arc<ConnectionHandle>,
     (mut posts, mut inbox, mut forwarded): SessionInputs,
+    live: crate::endpoint::LiveGuard,
 ) {
     let endpoint = state.endpoint.clone();
     let stats = endpoint.stats().clone();
@@ -279,6 +286,7 @@ async fn run<H: SocketHandler>(
     connection.close_all().await;
     disconnects.detach(&endpoint);
     stats.longpoll_sessions.fetch_sub(1, Ordering::Relaxed);
+    drop(live);
     tracing::debug!("longpoll session ended");
 }
 

@@ -28,6 +28,9 @@ pub(crate) async fn upgrade<H: SocketHandler>(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    if state.endpoint.is_draining() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     if !origin_allowed(&headers, &state.config.allowed_origins) {
         return StatusCode::FORBIDDEN.into_response();
     }
@@ -74,6 +77,7 @@ async fn run<H: SocketHandler>(
     let (sink, mut stream) = socket.split();
     let (outbound, outbound_rx) = mpsc::channel(config.outbound_queue);
     let (inbox, mut inbox_rx) = mpsc::unbounded_channel();
+    let _live = endpoint.register_live(inbox.clone());
     let handle = Arc::new(ConnectionHandle::new(
         serializer,
         outbound.clone(),
