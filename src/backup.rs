@@ -52,6 +52,8 @@ pub enum BackupError {
          empty database"
     )]
     NotEmpty { tables: i64 },
+    #[error("{0} is not a backup made by `fawkes backup`")]
+    Unknown(PathBuf),
     #[error(
         "{path} is not a {expected} backup (it looks like {found}); restore it into a {found} database"
     )]
@@ -226,7 +228,7 @@ async fn refuse_non_empty(db: &DatabaseConnection) -> Result<(), BackupError> {
 /// Reads the first bytes of a backup to refuse one made by another backend.
 fn check_kind(path: &Path, backend: DbBackend) -> Result<(), BackupError> {
     use std::io::Read;
-    let mut head = [0u8; 64];
+    let mut head = [0u8; 512];
     let read = std::fs::File::open(path)
         .and_then(|mut f| f.read(&mut head))
         .map_err(|source| BackupError::File {
@@ -238,10 +240,14 @@ fn check_kind(path: &Path, backend: DbBackend) -> Result<(), BackupError> {
         "SQLite"
     } else if head.starts_with(b"PGDMP") {
         "PostgreSQL"
-    } else if String::from_utf8_lossy(head).contains("dump") && head.starts_with(b"-- M") {
+    } else if ["-- MySQL dump", "-- MariaDB dump"]
+        .iter()
+        .any(|mark| String::from_utf8_lossy(head).contains(mark))
+    {
+        // Not necessarily on the first line: recent MariaDB dumps open with a sandbox comment.
         "MySQL/MariaDB"
     } else {
-        "something else"
+        return Err(BackupError::Unknown(path.to_owned()));
     };
     let expected = match backend {
         DbBackend::Postgres => "PostgreSQL",
