@@ -57,6 +57,7 @@ pub struct Config {
     pub metrics: MetricsSection,
     pub rate_limit: RateLimitSection,
     pub shutdown: ShutdownSection,
+    pub cache: CacheSection,
     /// Published namespaces that services push to over `POST /api/v1/broadcast`
     /// (`notification:*` is always one).
     pub topics: Vec<TopicConfig>,
@@ -126,6 +127,28 @@ pub struct MetricsSection {
     /// When set, a scrape must send `Authorization: Bearer <token>`; unset, `/metrics` is open
     /// (keep it off the public network then).
     pub token: Option<String>,
+}
+
+/// The in-memory cache of sessions and accounts that authenticates requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSection {
+    /// Longest an entry is kept. Changes (logout, revocation, role, deactivation) drop it on
+    /// every node at once through the bus; this bounds staleness if that message is lost.
+    /// 0 turns the cache off.
+    pub ttl_secs: u64,
+    /// Sessions and accounts kept, each.
+    pub max_entries: u64,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        let defaults = fawkes_domain::accounts::CacheSettings::default();
+        Self {
+            ttl_secs: defaults.ttl.as_secs(),
+            max_entries: defaults.max_entries,
+        }
+    }
 }
 
 /// What happens on SIGTERM (or Ctrl-C).
@@ -296,6 +319,7 @@ impl Default for Config {
             metrics: MetricsSection::default(),
             rate_limit: RateLimitSection::default(),
             shutdown: ShutdownSection::default(),
+            cache: CacheSection::default(),
             topics: vec![TopicConfig {
                 pattern: "transaction:*".to_owned(),
                 join: "owner".to_owned(),
@@ -560,6 +584,10 @@ impl Config {
             audience: self.auth.audience.clone(),
             access_ttl: Duration::from_secs(self.auth.access_token_ttl_secs),
             refresh_ttl: Duration::from_secs(self.auth.refresh_token_ttl_secs),
+            cache: fawkes_domain::accounts::CacheSettings {
+                ttl: Duration::from_secs(self.cache.ttl_secs),
+                max_entries: self.cache.max_entries,
+            },
         }
     }
 

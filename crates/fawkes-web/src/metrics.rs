@@ -170,6 +170,13 @@ impl Metrics {
             counter!("fawkes_rate_limited_disconnects_total")
                 .absolute(stats.rate_limited_disconnects.load(Relaxed));
             gauge!("fawkes_presence_entries").set(presence_entries as f64);
+            let cache = state.domain.accounts.cache_stats();
+            counter!("fawkes_cache_requests_total", "cache" => "auth", "result" => "hit")
+                .absolute(cache.hits.load(Relaxed));
+            counter!("fawkes_cache_requests_total", "cache" => "auth", "result" => "miss")
+                .absolute(cache.misses.load(Relaxed));
+            counter!("fawkes_cache_invalidations_total", "cache" => "auth")
+                .absolute(cache.invalidations.load(Relaxed));
             gauge!("fawkes_db_pool_connections", "state" => "idle").set(f64::from(pool.idle));
             gauge!("fawkes_db_pool_connections", "state" => "in_use")
                 .set(f64::from(pool.open.saturating_sub(pool.idle)));
@@ -203,6 +210,14 @@ fn statement_kind(sql: &str) -> &'static str {
 }
 
 fn describe() {
+    describe_counter!(
+        "fawkes_cache_requests_total",
+        "Cache lookups by cache and result (hit or miss)"
+    );
+    describe_counter!(
+        "fawkes_cache_invalidations_total",
+        "Cache entries dropped because they changed here or on another node"
+    );
     describe_gauge!(
         "fawkes_build_info",
         "Always 1; the labels name the running version"
