@@ -68,7 +68,7 @@ async fn traffic_moves_every_family() {
     s.post(
         "/api/v1/rooms/lobby/messages",
         Some(&ada.access_token),
-        json!({"body": "counted"}),
+        json!({"body": "counted, @ada"}),
     )
     .await
     .expect(201);
@@ -187,6 +187,14 @@ async fn traffic_moves_every_family() {
     assert!(
         after.value("fawkes_bus_connected", &[]).is_none(),
         "one node: no bus series"
+    );
+    // The mention enqueued a notification job (cluster-wide counts from the jobs table).
+    assert!(after.get("fawkes_jobs", &[("queue", "notifications")]) >= 1.0);
+    assert!(
+        after.get(
+            "fawkes_cache_requests_total",
+            &[("cache", "auth"), ("result", "hit")]
+        ) >= 1.0
     );
 
     // Leaving brings the gauges back down, and the emptied namespace reads 0 instead of vanishing.

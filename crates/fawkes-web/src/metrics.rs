@@ -60,6 +60,8 @@ pub struct Metrics {
     /// Namespaces that had joined channels at an earlier scrape: they are reported as 0 once
     /// empty instead of vanishing.
     namespaces_seen: Mutex<HashSet<String>>,
+    /// Likewise for job queue and state pairs.
+    job_states_seen: Mutex<HashSet<(String, String)>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -85,6 +87,7 @@ impl Metrics {
                 .filter(|t| !t.is_empty())
                 .map(|t| Sha256::digest(t.as_bytes()).into()),
             namespaces_seen: Mutex::default(),
+            job_states_seen: Mutex::default(),
         };
         metrics.record(describe);
         metrics.record(|| {
@@ -137,8 +140,9 @@ impl Metrics {
         presented == *expected
     }
 
-    /// Copies the crates' counters into the recorder, then renders the text format.
-    fn render(&self, state: &AppState) -> String {
+    /// Copies the crates' counters into the recorder, then renders the text format. `jobs` are
+    /// the job counts per queue and state, when they could be read.
+    fn render(&self, state: &AppState, jobs: Option<fawkes_jobs::Counts>) -> String {
         let stats = state.endpoint.stats();
         let bus = state.endpoint.bus();
         let pool = fawkes_data::pool_usage(&state.db);
@@ -196,6 +200,26 @@ impl Metrics {
             }
         });
         drop(seen);
+        if let Some(jobs) = jobs {
+            let mut seen = self
+                .job_states_seen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for (queue, states) in &jobs {
+                seen.extend(states.keys().map(|state| (queue.clone(), state.clone())));
+            }
+            self.record(|| {
+                for (queue, state) in seen.iter() {
+                    let count = jobs
+                        .get(queue)
+                        .and_then(|s| s.get(state))
+                        .copied()
+                        .unwrap_or(0);
+                    gauge!("fawkes_jobs", "queue" => queue.clone(), "state" => state.clone())
+                        .set(count as f64);
+                }
+            });
+        }
         self.handle.render()
     }
 }
@@ -210,6 +234,10 @@ fn statement_kind(sql: &str) -> &'static str {
 }
 
 fn describe() {
+    describe_gauge!(
+        "fawkes_jobs",
+        "Background jobs by queue and state (the whole cluster's: every node reports the same)"
+    );
     describe_counter!(
         "fawkes_cache_requests_total",
         "Cache lookups by cache and result (hit or miss)"
@@ -344,7 +372,20 @@ pub(crate) async fn scrape(State(state): State<AppState>, headers: HeaderMap) ->
         )
         .into_response();
     }
-    let body = metrics.render(&state);
+    // The jobs table is shared by every node: one grouped count per scrape.
+    let jobs = match state
+        .domain
+        .jobs
+        .counts(&fawkes_domain::Actor::System)
+        .await
+    {
+        Ok(counts) => Some(counts),
+        Err(error) => {
+            tracing::warn!(%error, "metrics: cannot count jobs");
+            None
+        }
+    };
+    let body = metrics.render(&state, jobs);
     (
         [(
             header::CONTENT_TYPE,
