@@ -54,6 +54,10 @@ pub struct Config {
     pub socket: SocketSection,
     pub presence: PresenceSection,
     pub jobs: JobsSection,
+    pub metrics: MetricsSection,
+    pub rate_limit: RateLimitSection,
+    pub shutdown: ShutdownSection,
+    pub cache: CacheSection,
     /// Published namespaces that services push to over `POST /api/v1/broadcast`
     /// (`notification:*` is always one).
     pub topics: Vec<TopicConfig>,
@@ -93,6 +97,9 @@ pub struct SocketSection {
     pub event_burst: u32,
     /// Refused events in a row after which the socket is closed (1008).
     pub max_refused_in_a_row: u32,
+    /// `presence_update` events one socket may send per second (0: no limit), and at once.
+    pub presence_updates_per_second: u32,
+    pub presence_update_burst: u32,
 }
 
 impl Default for SocketSection {
@@ -109,6 +116,91 @@ impl Default for SocketSection {
             events_per_second: defaults.events_per_second,
             event_burst: defaults.event_burst,
             max_refused_in_a_row: defaults.max_refused_in_a_row,
+            presence_updates_per_second: 1,
+            presence_update_burst: 5,
+        }
+    }
+}
+
+/// `/metrics`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSection {
+    /// When set, a scrape must send `Authorization: Bearer <token>`; unset, `/metrics` is open
+    /// (keep it off the public network then).
+    pub token: Option<String>,
+}
+
+/// The in-memory cache of sessions and accounts that authenticates requests.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheSection {
+    /// Longest an entry is kept. Changes (logout, revocation, role, deactivation) drop it on
+    /// every node at once through the bus; this bounds staleness if that message is lost.
+    /// 0 turns the cache off.
+    pub ttl_secs: u64,
+    /// Sessions and accounts kept, each.
+    pub max_entries: u64,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        let defaults = fawkes_domain::accounts::CacheSettings::default();
+        Self {
+            ttl_secs: defaults.ttl.as_secs(),
+            max_entries: defaults.max_entries,
+        }
+    }
+}
+
+/// What happens on SIGTERM (or Ctrl-C).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownSection {
+    /// Live sockets are closed with 1012 spread evenly over this many seconds, so their
+    /// clients reconnect to the other nodes gradually.
+    pub drain_window_secs: u64,
+    /// The process exits after this many seconds even if connections or requests remain.
+    pub deadline_secs: u64,
+}
+
+impl Default for ShutdownSection {
+    fn default() -> Self {
+        Self {
+            drain_window_secs: 10,
+            deadline_secs: 30,
+        }
+    }
+}
+
+/// HTTP rate limits. Socket events have theirs in `[socket]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSection {
+    /// Login, register and refresh attempts per client IP per `auth_period_secs`; 0 turns the
+    /// limit off. Over it: 429 with `Retry-After`.
+    pub auth_attempts: u32,
+    pub auth_period_secs: u64,
+    /// REST writes (POST, PUT, PATCH, DELETE) per signed-in user per `writes_period_secs`; 0
+    /// turns the limit off.
+    pub writes: u32,
+    pub writes_period_secs: u64,
+    /// Behind a proxy you run: take the client IP from the last `X-Forwarded-For` entry.
+    pub trust_forwarded_for: bool,
+    /// Count in this Redis so the limits hold across every node. Unset: the `pubsub` URL when
+    /// that is Redis, otherwise each node counts for itself.
+    pub redis_url: Option<String>,
+}
+
+impl Default for RateLimitSection {
+    fn default() -> Self {
+        Self {
+            auth_attempts: 20,
+            auth_period_secs: 60,
+            writes: 300,
+            writes_period_secs: 60,
+            trust_forwarded_for: false,
+            redis_url: None,
         }
     }
 }
@@ -263,6 +355,10 @@ impl Default for Config {
             socket: SocketSection::default(),
             presence: PresenceSection::default(),
             jobs: JobsSection::default(),
+            metrics: MetricsSection::default(),
+            rate_limit: RateLimitSection::default(),
+            shutdown: ShutdownSection::default(),
+            cache: CacheSection::default(),
             topics: vec![TopicConfig {
                 pattern: "transaction:*".to_owned(),
                 join: "owner".to_owned(),
@@ -478,8 +574,17 @@ impl Config {
         if shown.secret_key.is_some() {
             shown.secret_key = Some("***".to_owned());
         }
+        shown.rate_limit.redis_url = shown
+            .rate_limit
+            .redis_url
+            .as_deref()
+            .map(fawkes_data::connect::redact_url);
+        if shown.metrics.token.is_some() {
+            shown.metrics.token = Some("***".to_owned());
+        }
         shown.database_url = fawkes_data::connect::redact_url(&shown.database_url);
         shown.sinks = shown.sinks.iter().map(|s| s.masked()).collect();
+        shown.pubsub = fawkes_data::connect::redact_url(&shown.pubsub);
         toml::to_string_pretty(&shown).unwrap_or_default()
     }
 
@@ -523,6 +628,10 @@ impl Config {
             audience: self.auth.audience.clone(),
             access_ttl: Duration::from_secs(self.auth.access_token_ttl_secs),
             refresh_ttl: Duration::from_secs(self.auth.refresh_token_ttl_secs),
+            cache: fawkes_domain::accounts::CacheSettings {
+                ttl: Duration::from_secs(self.cache.ttl_secs),
+                max_entries: self.cache.max_entries,
+            },
         }
     }
 
@@ -543,6 +652,37 @@ impl Config {
                 max_refused_in_a_row: self.socket.max_refused_in_a_row,
             },
             allow_guests: self.socket.allow_guests,
+            presence_updates: (self.socket.presence_updates_per_second > 0).then_some((
+                self.socket.presence_updates_per_second,
+                self.socket.presence_update_burst,
+            )),
+        }
+    }
+
+    pub fn rate_limit_settings(&self) -> fawkes_web::ratelimit::RateLimitSettings {
+        use fawkes_web::ratelimit::Allowance;
+        let limits = &self.rate_limit;
+        let allowance = |count: u32, secs: u64| {
+            (count > 0).then_some(Allowance {
+                count,
+                period: Duration::from_secs(secs.max(1)),
+            })
+        };
+        let redis_url =
+            limits
+                .redis_url
+                .clone()
+                .filter(|u| !u.is_empty())
+                .or(match self.bus_kind() {
+                    Ok(BusKind::Redis(url)) => Some(url),
+                    _ => None,
+                });
+        fawkes_web::ratelimit::RateLimitSettings {
+            auth: allowance(limits.auth_attempts, limits.auth_period_secs),
+            writes: allowance(limits.writes, limits.writes_period_secs),
+            trust_forwarded_for: limits.trust_forwarded_for,
+            redis_url,
+            cluster: self.cluster_name.clone(),
         }
     }
 
@@ -788,10 +928,16 @@ mod tests {
         let config = Config {
             secret_key: Some("x".repeat(40)),
             database_url: "postgres://app:hunter2@db/fawkes".into(),
+            pubsub: "redis://:bus-password@redis:6379".into(),
+            metrics: MetricsSection {
+                token: Some("scrape-token-42".into()),
+            },
             ..Config::default()
         };
         let shown = config.to_masked_toml();
         assert!(!shown.contains("hunter2"));
+        assert!(!shown.contains("scrape-token-42"));
+        assert!(!shown.contains("bus-password"));
         assert!(!shown.contains(&"x".repeat(40)));
         assert!(shown.contains("***"));
     }

@@ -51,6 +51,14 @@ enum Command {
     Config,
     /// Print the OpenAPI document.
     Openapi,
+    /// Write a consistent copy of the database to PATH while the server runs (SQLite: a database
+    /// file; PostgreSQL: pg_dump's custom format; MySQL/MariaDB: mysqldump's SQL).
+    Backup {
+        /// Where to write it; an existing file is never overwritten.
+        path: PathBuf,
+    },
+    /// Restore a backup made by `fawkes backup` into the configured database, which must be empty.
+    Restore { path: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -125,6 +133,19 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", fawkes_web::openapi_json());
             Ok(())
         }
+        Command::Backup { path } => {
+            fawkes::backup::backup(&config, &path).await?;
+            println!("backed up to {}", path.display());
+            Ok(())
+        }
+        Command::Restore { path } => {
+            fawkes::backup::restore(&config, &path).await?;
+            println!(
+                "restored {}; `fawkes migrate` (or the next start) brings it up to this version",
+                path.display()
+            );
+            Ok(())
+        }
     }
 }
 
@@ -184,7 +205,7 @@ async fn cancel_on_signal(shutdown: CancellationToken) {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-    tracing::info!("shutting down: finishing in-flight requests");
+    tracing::info!("shutting down: no new connections; draining sockets and in-flight requests");
     shutdown.cancel();
 }
 

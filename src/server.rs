@@ -4,6 +4,8 @@ use fawkes_data::{Migrator, MigratorTrait, sea_orm::DatabaseConnection};
 use fawkes_domain::Domain;
 use fawkes_pubsub::{Backend, PubSub};
 use fawkes_web::AppState;
+use std::time::Duration;
+
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -46,7 +48,9 @@ fn connect_bus(config: &Config, db: &DatabaseConnection, bus: &PubSub) {
         Ok(BusKind::Postgres) => Backend::Postgres(db.get_postgres_connection_pool().clone()),
         Ok(BusKind::Local) | Err(_) => return,
     };
-    tracing::info!(node = %config.node_name, "joining the other nodes through the {} bus", config.pubsub);
+    // A bus URL may carry a password.
+    let url = fawkes_data::connect::redact_url(&config.pubsub);
+    tracing::info!(node = %config.node_name, bus = %url, "joining the other nodes through the bus");
     bus.connect_remote_as(backend, &config.cluster_name);
 }
 
@@ -70,6 +74,10 @@ pub struct Server {
     pub jobs: fawkes_jobs::Registry,
     /// The worker's settings; `None` when this node runs no worker.
     worker: Option<fawkes_jobs::WorkerConfig>,
+    pub metrics: std::sync::Arc<fawkes_web::Metrics>,
+    limits: std::sync::Arc<fawkes_web::ratelimit::RateLimits>,
+    drain_window: Duration,
+    deadline: Duration,
     router: axum::Router,
 }
 
@@ -85,7 +93,13 @@ impl Server {
     }
 
     /// Builds the application over an open, migrated database.
-    pub fn with_database(config: &Config, db: DatabaseConnection, secret: Vec<u8>) -> Server {
+    pub fn with_database(config: &Config, mut db: DatabaseConnection, secret: Vec<u8>) -> Server {
+        let metrics = fawkes_web::Metrics::new(config.metrics.token.as_deref());
+        // Set before the connection is cloned anywhere: clones share the callback.
+        let observer = metrics.clone();
+        db.set_metric_callback(move |info| {
+            observer.database_query(info.elapsed, &info.statement.sql, info.failed);
+        });
         // Checked when the configuration was loaded.
         let topics = config.topic_rules().unwrap_or_default();
         let bus = PubSub::new();
@@ -108,7 +122,13 @@ impl Server {
             domain: domain.clone(),
             db: db.clone(),
             endpoint: endpoint.clone(),
+            metrics: metrics.clone(),
+            limits: fawkes_web::ratelimit::RateLimits::new(
+                &config.rate_limit_settings(),
+                metrics.clone(),
+            ),
         };
+        let limits = state.limits.clone();
         let router = fawkes_web::app(state, &config.http_settings(), page_signer);
         // The domain's own job kinds.
         let jobs = fawkes_jobs::Registry::new();
@@ -139,6 +159,10 @@ impl Server {
             endpoint,
             jobs,
             worker: config.jobs.enabled.then(|| config.worker_config()),
+            metrics,
+            limits,
+            drain_window: Duration::from_secs(config.shutdown.drain_window_secs),
+            deadline: Duration::from_secs(config.shutdown.deadline_secs.max(1)),
             router,
         }
     }
@@ -153,9 +177,11 @@ impl Server {
             })
     }
 
-    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish. The job
-    /// worker runs alongside with the handlers registered in [`Server::jobs`]; at shutdown it
-    /// lets running jobs finish within its grace period and gives back the rest.
+    /// Serves until `shutdown` is cancelled, then drains: no new connections, live sockets
+    /// closed with 1012 over the drain window, in-flight requests finished, and the job worker
+    /// (which runs alongside with the handlers registered in [`Server::jobs`]) lets running
+    /// jobs finish within its grace period and gives back the rest. Returns when all of that is
+    /// done or the shutdown deadline has passed, whichever comes first.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -171,20 +197,64 @@ impl Server {
             },
             None => None,
         };
+        let metrics = self.metrics.clone();
+        let limits = self.limits.clone();
+        let upkeep_stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {
+                        metrics.upkeep();
+                        limits.housekeeping();
+                    }
+                    () = upkeep_stop.cancelled() => break,
+                }
+            }
+        });
         let app = self
             .router
             .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await;
-        if let Some(worker) = worker {
-            // Stops by itself once `shutdown` is cancelled; an error ended the serving instead.
+        // Stops accepting at once and waits for in-flight requests; upgraded sockets are not
+        // requests any more, so they are drained separately.
+        let http = async {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .await;
+            // An error ended the serving rather than a signal: the sockets and the worker stop too.
             shutdown.cancel();
-            if let Err(e) = worker.await {
+            served
+        };
+        let endpoint = self.endpoint.clone();
+        let window = self.drain_window;
+        let sockets = async {
+            shutdown.cancelled().await;
+            endpoint.drain(window).await;
+        };
+        // The worker stops by itself once `shutdown` is cancelled, within its own grace period.
+        let jobs = async {
+            if let Some(worker) = worker
+                && let Err(e) = worker.await
+            {
                 tracing::error!(error = %e, "the job worker ended abnormally");
             }
+        };
+        let drained = async {
+            let (served, (), ()) = tokio::join!(http, sockets, jobs);
+            served
+        };
+        tokio::pin!(drained);
+        let deadline = self.deadline;
+        tokio::select! {
+            served = &mut drained => served?,
+            () = async { shutdown.cancelled().await; tokio::time::sleep(deadline).await } => {
+                tracing::warn!(
+                    sockets = self.endpoint.live_connections(),
+                    ?deadline,
+                    "drain deadline reached; stopping with connections still open"
+                );
+            }
         }
-        served?;
         Ok(())
     }
 }

@@ -183,6 +183,7 @@ async fn the_openapi_document_covers_every_route_with_errors(s: TestServer) {
         ("post", "/api/v1/admin/jobs/{id}/cancel"),
         ("get", "/health"),
         ("get", "/ready"),
+        ("get", "/metrics"),
     ];
     for (method, path) in expected {
         let operation = &doc["paths"][path][method];

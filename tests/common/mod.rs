@@ -8,6 +8,8 @@
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
 pub mod live;
+pub mod process;
+pub mod prom;
 pub mod socket;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,14 +45,19 @@ impl Backend {
 }
 
 /// A database that exists for one test.
-struct TestDatabase {
-    url: String,
+pub struct TestDatabase {
+    pub url: String,
     /// For PostgreSQL/MySQL: the server URL and database name, to drop it afterwards.
     drop: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl TestDatabase {
+    /// A new, empty database on `backend`; `None` when that backend is not configured.
+    pub async fn for_backend(backend: Backend) -> Option<TestDatabase> {
+        Some(Self::create(backend, backend.server_url()?).await)
+    }
+
     async fn create(backend: Backend, server_url: String) -> TestDatabase {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         if backend == Backend::Sqlite {
@@ -247,12 +254,25 @@ impl TestServer {
             return None;
         };
         let database = TestDatabase::create(backend, server_url).await;
+        Some(Self::start_on(backend, database, adjust).await)
+    }
+
+    /// Starts a server over an existing test database.
+    pub async fn start_on(
+        backend: Backend,
+        database: TestDatabase,
+        adjust: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let mut config = Config {
             database_url: database.url.clone(),
             secret_key: Some(TEST_SECRET.to_owned()),
             ..Config::default()
         };
         config.database.max_connections = 5;
+        // Tests sign up many users from one address and write quickly; the tests of the limits
+        // turn them back on.
+        config.rate_limit.auth_attempts = 0;
+        config.rate_limit.writes = 0;
         adjust(&mut config);
         let server = Server::build(&config).await.expect("server builds");
         let domain = server.domain.clone();
@@ -262,7 +282,7 @@ impl TestServer {
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
         tokio::spawn(server.serve(listener, shutdown.clone()));
-        Some(TestServer {
+        TestServer {
             backend,
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
@@ -272,7 +292,7 @@ impl TestServer {
             config,
             shutdown,
             _database: database,
-        })
+        }
     }
 
     /// The bus the server's channels listen on.

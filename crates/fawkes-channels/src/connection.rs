@@ -85,13 +85,16 @@ impl<H: SocketHandler> Connection<H> {
             .is_some_and(|limiter| limiter.check().is_err())
         {
             self.refused_in_a_row += 1;
+            let stats = self.endpoint.stats();
             if self.refused_in_a_row >= self.max_refused_in_a_row {
-                let stats = self.endpoint.stats();
                 stats
                     .rate_limited_disconnects
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Flow::Close(1008, "rate limited");
             }
+            stats
+                .rate_limited_events
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let refusal = Reply::reason("rate_limited");
             let (join_ref, msg_ref) = (message.join_ref.as_deref(), message.msg_ref.as_deref());
             self.reply(join_ref, msg_ref, &message.topic, &refusal);
@@ -232,6 +235,7 @@ impl<H: SocketHandler> Connection<H> {
                         ctx,
                     },
                 );
+                tracing::debug!(topic, "channel joined");
                 if after.is_err() {
                     tracing::error!(topic, "channel after_join panicked");
                     self.crash(topic).await;
@@ -239,6 +243,7 @@ impl<H: SocketHandler> Connection<H> {
             }
             // R5
             Ok(Err(response)) => {
+                tracing::debug!(topic, "join refused");
                 self.endpoint.unsubscribe(topic, channel_id);
                 self.reply(
                     join_ref.as_deref(),

@@ -15,15 +15,25 @@ use tokio::sync::mpsc;
 use crate::message::{Kind, Outgoing, Payload};
 use crate::serializer::{Frame, Serializer};
 
-/// Counters an operator wants to see.
+/// Counters an operator wants to see. Plain atomics, bumped where the work happens anyway, so
+/// the app can export them at scrape time without the crate knowing about any metrics system.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Open WebSocket connections.
     pub connections: AtomicU64,
+    /// Live LongPoll sessions.
+    pub longpoll_sessions: AtomicU64,
     pub joined_channels: AtomicU64,
     pub slow_consumer_disconnects: AtomicU64,
+    /// Client events refused with `rate_limited`.
+    pub rate_limited_events: AtomicU64,
     pub rate_limited_disconnects: AtomicU64,
     pub frames_out: AtomicU64,
     pub frames_in: AtomicU64,
+    /// Broadcasts that reached a topic with subscribers on this node.
+    pub broadcasts: AtomicU64,
+    /// Frames those broadcasts queued on subscribed connections (the fan-out).
+    pub broadcast_deliveries: AtomicU64,
 }
 
 /// What the writer of a connection sends.
@@ -129,6 +139,27 @@ struct Inner {
     bus: PubSub,
     topics: Mutex<HashMap<Arc<str>, Arc<Topic>>>,
     stats: Arc<Stats>,
+    /// Every live connection's control inbox, for a drain to reach them all.
+    live: Mutex<HashMap<u64, mpsc::UnboundedSender<Inbox>>>,
+    /// Set by [`Endpoint::drain`]: new connections are refused.
+    draining: AtomicBool,
+}
+
+/// A connection's place in the live set; leaving it (dropping) removes the connection.
+pub(crate) struct LiveGuard {
+    endpoint: Endpoint,
+    id: u64,
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.endpoint
+            .inner
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
+    }
 }
 
 /// The registry of joined topics on this node. Cheap to clone.
@@ -150,6 +181,8 @@ impl Endpoint {
                 bus,
                 topics: Mutex::default(),
                 stats: Arc::default(),
+                live: Mutex::default(),
+                draining: AtomicBool::new(false),
             }),
         }
     }
@@ -160,6 +193,61 @@ impl Endpoint {
 
     pub fn stats(&self) -> &Arc<Stats> {
         &self.inner.stats
+    }
+
+    /// Adds a connection to the live set that [`Endpoint::drain`] closes.
+    pub(crate) fn register_live(&self, inbox: mpsc::UnboundedSender<Inbox>) -> LiveGuard {
+        let id = self.inner.bus.next_id();
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, inbox);
+        LiveGuard {
+            endpoint: self.clone(),
+            id,
+        }
+    }
+
+    /// Whether a drain has begun; new connections are then refused.
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Relaxed)
+    }
+
+    /// Live connections: open WebSockets and LongPoll sessions.
+    pub fn live_connections(&self) -> usize {
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Asks every live connection to go, for a node that is stopping: each is closed with 1012
+    /// ("service restart"; clients reconnect, through the balancer to another node), the closes
+    /// spread evenly over `window` so the other nodes are not hit by every client at once.
+    /// New connections are refused from now on. Returns when no connection is left.
+    pub async fn drain(&self, window: std::time::Duration) {
+        self.inner.draining.store(true, Ordering::Relaxed);
+        let live: Vec<mpsc::UnboundedSender<Inbox>> = self
+            .inner
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let count = live.len();
+        tracing::info!(connections = count, ?window, "draining sockets");
+        let started = tokio::time::Instant::now();
+        for (i, inbox) in live.into_iter().enumerate() {
+            let at = window.mul_f64(i as f64 / count as f64);
+            tokio::time::sleep_until(started + at).await;
+            let _ = inbox.send(Inbox::Close(1012, "server restarting"));
+        }
+        while self.live_connections() > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Subscribes a joining channel, holding its broadcasts until [`Endpoint::release`].
@@ -182,6 +270,7 @@ impl Endpoint {
                 let entry = Arc::new(Topic::default());
                 let sink = Arc::new(TopicSink {
                     topic: entry.clone(),
+                    stats: self.inner.stats.clone(),
                 });
                 let attachment = self.inner.bus.attach(topic, sink);
                 entry.attachment.store(attachment, Ordering::Relaxed);
@@ -250,6 +339,30 @@ impl Endpoint {
         }
     }
 
+    /// Joined channels per topic namespace (the part before the first `:`), counted now. For
+    /// metrics: walks every topic, so it is for a scrape, not a hot path.
+    pub fn joined_by_namespace(&self) -> HashMap<String, u64> {
+        let topics: Vec<(Arc<str>, Arc<Topic>)> = self
+            .inner
+            .topics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(name, topic)| (name.clone(), topic.clone()))
+            .collect();
+        let mut counts = HashMap::new();
+        for (name, topic) in topics {
+            let namespace = name.split_once(':').map_or(&*name, |(ns, _)| ns);
+            let joined = topic
+                .subscribers
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len() as u64;
+            *counts.entry(namespace.to_owned()).or_insert(0) += joined;
+        }
+        counts
+    }
+
     fn subscriber(&self, topic: &str, channel_id: u64) -> Option<Arc<Subscriber>> {
         let entry = self
             .inner
@@ -269,6 +382,7 @@ impl Endpoint {
 /// The bus sink of one topic.
 struct TopicSink {
     topic: Arc<Topic>,
+    stats: Arc<Stats>,
 }
 
 impl Sink for TopicSink {
@@ -292,10 +406,12 @@ impl Sink for TopicSink {
             .subscribers
             .read()
             .unwrap_or_else(PoisonError::into_inner);
+        let mut delivered = 0;
         for (channel_id, subscriber) in subscribers.iter() {
             if message.origin == Some(*channel_id) {
                 continue;
             }
+            delivered += 1;
             if subscriber.intercepts.contains(&&*message.event) {
                 subscriber.connection.notify(Inbox::Intercepted {
                     channel_id: *channel_id,
@@ -320,5 +436,10 @@ impl Sink for TopicSink {
                 None => subscriber.connection.send(frame),
             }
         }
+        // Two relaxed adds per broadcast, not per subscriber.
+        self.stats.broadcasts.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .broadcast_deliveries
+            .fetch_add(delivered, Ordering::Relaxed);
     }
 }

@@ -68,6 +68,12 @@ impl Default for SocketConfig {
     }
 }
 
+/// A fresh id for one connection, carried by the span of everything it logs. Random rather than
+/// counted so ids stay distinct across the nodes of a cluster; never derived from a token.
+pub(crate) fn new_socket_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
 pub(crate) struct SocketState<H> {
     pub endpoint: Endpoint,
     pub handler: Arc<H>,

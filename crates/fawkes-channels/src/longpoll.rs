@@ -18,6 +18,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use crate::SocketState;
 use crate::connection::{Connection, Flow};
@@ -141,6 +142,10 @@ async fn open<H: SocketHandler>(
     params: HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Response {
+    if state.endpoint.is_draining() {
+        // Phoenix's LongPoll client treats any other status as an error and retries.
+        return status_only(503);
+    }
     let Some(serializer) = Serializer::negotiate(params.get("vsn").map(String::as_str)) else {
         return status_only(403);
     };
@@ -176,6 +181,7 @@ async fn open<H: SocketHandler>(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(token.clone(), session.clone());
+    let live = state.endpoint.register_live(inbox.clone());
     let handle = Arc::new(ConnectionHandle::new(
         serializer,
         outbound,
@@ -185,14 +191,21 @@ async fn open<H: SocketHandler>(
     // Subscribed before the client learns the token, so a first request that lands on
     // another node and is forwarded here is never missed.
     let forwarded = state.endpoint.bus().subscribe(&session_topic(&token), 64);
-    tokio::spawn(run(
-        state.clone(),
-        token.clone(),
-        session,
-        Arc::new(assigns),
-        handle,
-        (posts_rx, inbox_rx, forwarded),
-    ));
+    // The session outlives this request; its span names it by a socket id, not by its token.
+    let span =
+        tracing::info_span!("socket", socket_id = %crate::new_socket_id(), transport = "longpoll");
+    tokio::spawn(
+        run(
+            state.clone(),
+            token.clone(),
+            session,
+            Arc::new(assigns),
+            handle,
+            (posts_rx, inbox_rx, forwarded),
+            live,
+        )
+        .instrument(span),
+    );
     json_response(json!({ "status": 410, "token": token, "messages": [] }))
 }
 
@@ -212,8 +225,12 @@ async fn run<H: SocketHandler>(
     assigns: Arc<H::Assigns>,
     handle: Arc<ConnectionHandle>,
     (mut posts, mut inbox, mut forwarded): SessionInputs,
+    live: crate::endpoint::LiveGuard,
 ) {
     let endpoint = state.endpoint.clone();
+    let stats = endpoint.stats().clone();
+    stats.longpoll_sessions.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!("longpoll session opened");
     let expiry = state.config.longpoll_window.mul_f32(1.5);
     let disconnects =
         crate::disconnect::watch(&endpoint, state.handler.socket_ids(&assigns), &handle);
@@ -231,7 +248,7 @@ async fn run<H: SocketHandler>(
             request = forwarded.recv() => {
                 if let Some(request) = request {
                     let window = state.config.longpoll_window;
-                    tokio::spawn(answer_forwarded(bus.clone(), window, token.clone(), session.clone(), request));
+                    tokio::spawn(answer_forwarded(bus.clone(), window, token.clone(), session.clone(), request).in_current_span());
                 }
             }
             posted = posts.recv() => {
@@ -268,6 +285,9 @@ async fn run<H: SocketHandler>(
         .remove(&token);
     connection.close_all().await;
     disconnects.detach(&endpoint);
+    stats.longpoll_sessions.fetch_sub(1, Ordering::Relaxed);
+    drop(live);
+    tracing::debug!("longpoll session ended");
 }
 
 /// A GET on a live session: whatever is queued, or wait up to one window for something.

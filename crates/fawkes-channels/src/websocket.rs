@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::SocketState;
 use crate::connection::{Connection, Flow};
@@ -27,6 +28,9 @@ pub(crate) async fn upgrade<H: SocketHandler>(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    if state.endpoint.is_draining() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     if !origin_allowed(&headers, &state.config.allowed_origins) {
         return StatusCode::FORBIDDEN.into_response();
     }
@@ -43,13 +47,19 @@ pub(crate) async fn upgrade<H: SocketHandler>(
         return StatusCode::FORBIDDEN.into_response();
     };
     let config = &state.config;
+    // Made here, inside the upgrade request's span, so the connection's lines carry both its own
+    // socket id and the id of the request that opened it.
+    let span =
+        tracing::info_span!("socket", socket_id = %crate::new_socket_id(), transport = "websocket");
     ws.protocols(["phoenix"])
         // tungstenite reserves its read buffer up front (128 KiB by default): per-connection memory.
         .read_buffer_size(512)
         .write_buffer_size(16 * 1024)
         .max_message_size(config.max_frame_bytes)
         .max_frame_size(config.max_frame_bytes)
-        .on_upgrade(move |socket| run(socket, state, Arc::new(assigns), serializer))
+        .on_upgrade(move |socket| {
+            run(socket, state, Arc::new(assigns), serializer).instrument(span)
+        })
 }
 
 async fn run<H: SocketHandler>(
@@ -67,13 +77,15 @@ async fn run<H: SocketHandler>(
     let (sink, mut stream) = socket.split();
     let (outbound, outbound_rx) = mpsc::channel(config.outbound_queue);
     let (inbox, mut inbox_rx) = mpsc::unbounded_channel();
+    let _live = endpoint.register_live(inbox.clone());
     let handle = Arc::new(ConnectionHandle::new(
         serializer,
         outbound.clone(),
         inbox,
         stats.clone(),
     ));
-    let writer = tokio::spawn(write_frames(sink, outbound_rx));
+    tracing::debug!("socket connected");
+    let writer = tokio::spawn(write_frames(sink, outbound_rx).in_current_span());
     let disconnects =
         crate::disconnect::watch(&endpoint, state.handler.socket_ids(&assigns), &handle);
     let mut connection = Connection::new(
@@ -124,6 +136,10 @@ async fn run<H: SocketHandler>(
     stats
         .connections
         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    match close {
+        Some((code, reason)) => tracing::debug!(code, reason, "socket closed by the server"),
+        None => tracing::debug!("socket closed by the client"),
+    }
     match close {
         Some((code, reason)) if outbound.try_send(Outbound::Close(code, reason)).is_ok() => {
             // Let the writer flush what is queued and the close frame, but not forever.

@@ -35,6 +35,38 @@ impl Default for PoolOptions {
     }
 }
 
+/// The pool's size now: open connections and how many of them are idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub open: u32,
+    pub idle: u32,
+}
+
+/// Reads the pool's counters (no query, no wait), for metrics.
+pub fn pool_usage(db: &DatabaseConnection) -> PoolUsage {
+    // The typed getters panic on the wrong backend, so the backend is asked first.
+    let (open, idle) = match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        DbBackend::MySql => {
+            let pool = db.get_mysql_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        DbBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        // DbBackend is non-exhaustive.
+        _ => (0, 0),
+    };
+    PoolUsage {
+        open,
+        idle: u32::try_from(idle).unwrap_or(u32::MAX),
+    }
+}
+
 /// Opens a pool for `url`, whose scheme picks the backend.
 ///
 /// SQLite files are created along with their folder, and every SQLite connection runs in WAL mode
@@ -74,6 +106,13 @@ pub fn backend_of(url: &str) -> Result<DbBackend, ConnectError> {
         "mysql" | "mariadb" => Ok(DbBackend::MySql),
         _ => Err(ConnectError::UnsupportedScheme(redact_url(url))),
     }
+}
+
+/// The file a `sqlite://` URL names; `None` for an in-memory database or another backend.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?.trim_start_matches("//");
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
 }
 
 /// Makes sure the folder of a SQLite file exists and that the file is created on first use.

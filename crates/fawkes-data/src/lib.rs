@@ -8,7 +8,7 @@ pub mod connect;
 pub mod entity;
 pub mod migration;
 
-pub use connect::{ConnectError, PoolOptions, connect};
+pub use connect::{ConnectError, PoolOptions, PoolUsage, connect, pool_usage};
 pub use migration::Migrator;
 pub use sea_orm;
 pub use sea_orm_migration::MigratorTrait;

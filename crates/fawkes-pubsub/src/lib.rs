@@ -184,6 +184,12 @@ impl PubSub {
         status
     }
 
+    /// Messages waiting to go out to the other nodes (0 without a remote backend). It grows
+    /// while the remote is slow or unreachable; past its bound, messages are dropped and counted.
+    pub fn remote_backlog(&self) -> usize {
+        self.inner.remote.get().map_or(0, remote::Bridge::backlog)
+    }
+
     /// The remote connection's state, if there is a remote backend.
     pub fn remote_status(&self) -> Option<Arc<RemoteStatus>> {
         self.inner.remote.get().map(|bridge| bridge.status.clone())

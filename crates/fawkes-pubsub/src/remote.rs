@@ -106,6 +106,11 @@ impl Bridge {
             self.status.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
+
+    /// Messages published here and not yet handed to the remote: how far the bus lags behind.
+    pub(crate) fn backlog(&self) -> usize {
+        self.outbound.max_capacity() - self.outbound.capacity()
+    }
 }
 
 pub(crate) fn start(bus: PubSub, backend: Backend, cluster: &str) -> Bridge {

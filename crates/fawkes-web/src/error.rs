@@ -12,6 +12,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Option<serde_json::Value>,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 /// The body of every error response.
@@ -40,6 +42,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
         }
     }
 
@@ -129,6 +132,11 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -193,6 +201,9 @@ pub enum WriteErrors {
     /// Fields failed validation; `details` has messages per field.
     #[response(status = 422)]
     Invalid(ErrorBody),
+    /// Too many requests: over a rate limit; `Retry-After` says when to try again.
+    #[response(status = 429)]
+    TooMany(ErrorBody),
     /// The database is unavailable.
     #[response(status = 503)]
     Unavailable(ErrorBody),

@@ -2,8 +2,8 @@
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
 use fawkes_domain::{Actor, AuthFailure};
 use serde::de::DeserializeOwned;
 
@@ -94,6 +94,11 @@ impl FromRequestParts<AppState> for SignedIn {
         let token =
             bearer_token(parts).ok_or(fawkes_domain::DomainError::from(AuthFailure::Missing))?;
         let actor = state.domain.accounts.authenticate(token).await?;
+        // Writes are counted per user here, where the user is known without a second lookup.
+        let is_write = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if is_write && let Some(user_id) = actor.user_id() {
+            state.limits.write(&user_id.to_string()).await?;
+        }
         Ok(SignedIn(actor))
     }
 }

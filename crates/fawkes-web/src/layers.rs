@@ -2,6 +2,7 @@
 //! catching, CORS, compression, timeout, body limit, and the error envelope for answers that
 //! did not come from a handler.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -21,10 +22,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::HttpSettings;
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub(crate) fn apply(router: Router, settings: &HttpSettings) -> Router {
+pub(crate) fn apply(router: Router, settings: &HttpSettings, metrics: &Arc<Metrics>) -> Router {
     let trace = TraceLayer::new_for_http().make_span_with(span);
     let stack = ServiceBuilder::new()
         .layer(SetSensitiveHeadersLayer::new([
@@ -34,6 +36,10 @@ pub(crate) fn apply(router: Router, settings: &HttpSettings) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(middleware::from_fn_with_state(
+            metrics.clone(),
+            crate::metrics::track,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
         }))
@@ -50,8 +56,8 @@ pub(crate) fn apply(router: Router, settings: &HttpSettings) -> Router {
         .layer(stack)
 }
 
-/// The socket mount gets request ids and tracing only.
-pub(crate) fn sockets(router: Router) -> Router {
+/// The socket mount gets request ids, tracing and request metrics only.
+pub(crate) fn sockets(router: Router, metrics: &Arc<Metrics>) -> Router {
     router.layer(
         ServiceBuilder::new()
             .layer(SetSensitiveHeadersLayer::new([
@@ -61,7 +67,11 @@ pub(crate) fn sockets(router: Router) -> Router {
             ]))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(TraceLayer::new_for_http().make_span_with(span))
-            .layer(PropagateRequestIdLayer::new(REQUEST_ID)),
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(middleware::from_fn_with_state(
+                metrics.clone(),
+                crate::metrics::track,
+            )),
     )
 }
 

@@ -7,7 +7,9 @@ mod extract;
 mod health;
 mod layers;
 mod live;
+pub mod metrics;
 mod openapi;
+pub mod ratelimit;
 mod routes;
 
 use std::time::Duration;
@@ -17,6 +19,7 @@ use fawkes_domain::Domain;
 use sea_orm::DatabaseConnection;
 
 pub use error::{ApiError, ErrorBody};
+pub use metrics::Metrics;
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -26,6 +29,10 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// The channel endpoint behind `/socket`.
     pub endpoint: fawkes_channels::Endpoint,
+    /// This server's metrics, served at `/metrics`.
+    pub metrics: std::sync::Arc<Metrics>,
+    /// The HTTP rate limits.
+    pub limits: std::sync::Arc<ratelimit::RateLimits>,
 }
 
 /// The HTTP settings from configuration.
@@ -41,16 +48,22 @@ pub struct HttpSettings {
     pub socket: fawkes_channels::SocketConfig,
     /// Whether sockets without a token may connect (and read public rooms).
     pub allow_guests: bool,
+    /// `presence_update` events one socket may send per second, and in a burst; `None` for no
+    /// limit.
+    pub presence_updates: Option<(u32, u32)>,
 }
 
 /// The whole HTTP application. `signer` signs what pages hand to browsers (sessions, CSRF).
 pub fn app(state: AppState, settings: &HttpSettings, signer: fawkes_live::Signer) -> Router {
     let (api, openapi) = documented_routes().split_for_parts();
+    let metrics = state.metrics.clone();
     let sockets = fawkes_channels::router(
         state.endpoint.clone(),
         std::sync::Arc::new(channels::AppSocket {
             domain: state.domain.clone(),
             allow_guests: settings.allow_guests,
+            presence_updates: settings.presence_updates,
+            metrics: state.metrics.clone(),
         }),
         settings.socket.clone(),
     );
@@ -68,9 +81,9 @@ pub fn app(state: AppState, settings: &HttpSettings, signer: fawkes_live::Signer
         settings.socket.allowed_origins.clone(),
     );
     let pages = live::router(&state_for_pages, live, settings.socket.clone());
-    layers::apply(router, settings)
-        .nest("/socket", layers::sockets(sockets))
-        .merge(layers::sockets(pages))
+    layers::apply(router, settings, &metrics)
+        .nest("/socket", layers::sockets(sockets, &metrics))
+        .merge(layers::sockets(pages, &metrics))
 }
 
 /// The OpenAPI document, for `fawkes openapi`.
@@ -84,4 +97,5 @@ fn documented_routes() -> utoipa_axum::router::OpenApiRouter<AppState> {
     utoipa_axum::router::OpenApiRouter::with_openapi(openapi::document())
         .nest("/api/v1", routes::api_v1())
         .merge(health::routes())
+        .routes(utoipa_axum::routes!(metrics::scrape))
 }

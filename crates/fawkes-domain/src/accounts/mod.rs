@@ -1,6 +1,7 @@
 //! Accounts: users, devices and login sessions.
 
 mod api_keys;
+mod cache;
 mod devices;
 mod password;
 mod policy;
@@ -16,6 +17,7 @@ use fawkes_pubsub::PubSub;
 use sea_orm::DatabaseConnection;
 
 pub use api_keys::{API_KEY_PREFIX, ApiKey, CreatedApiKey, NewApiKey};
+pub use cache::{AuthCache, CacheSettings, CacheStats, INVALIDATION_TOPIC};
 pub use password::PasswordHasher;
 pub use tokens::{AccessClaims, TokenSigner};
 pub use views::{
@@ -32,6 +34,8 @@ pub struct AuthSettings {
     pub audience: String,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
+    /// The in-memory cache of sessions and users that authentication reads.
+    pub cache: CacheSettings,
 }
 
 impl std::fmt::Debug for AuthSettings {
@@ -54,17 +58,24 @@ pub struct Accounts {
     tokens: TokenSigner,
     passwords: PasswordHasher,
     refresh_ttl: Duration,
+    cache: AuthCache,
 }
 
 impl Accounts {
     pub fn new(db: Arc<DatabaseConnection>, bus: PubSub, settings: AuthSettings) -> Self {
         Self {
             db,
+            cache: AuthCache::new(bus.clone(), settings.cache),
             bus,
             refresh_ttl: settings.refresh_ttl,
             tokens: TokenSigner::new(&settings),
             passwords: PasswordHasher::default(),
         }
+    }
+
+    /// The authentication cache's counters, for metrics.
+    pub fn cache_stats(&self) -> &Arc<CacheStats> {
+        self.cache.stats()
     }
 
     /// The signer of access tokens, for transports that check tokens themselves (sockets).

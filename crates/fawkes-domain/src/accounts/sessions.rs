@@ -4,6 +4,7 @@ use fawkes_data::entity::{refresh_token, session, user, user_device};
 use sea_orm::prelude::*;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseTransaction, TransactionTrait};
 
+use super::cache::{CachedSession, CachedUser};
 use super::tokens::{new_refresh_token, secret_hash};
 use super::users::normalize_email;
 use super::{Accounts, AuthTokens, LoginInput, RefreshInput, RegisterInput, User, policy};
@@ -120,6 +121,8 @@ impl Accounts {
             .await?;
         let refresh_token = insert_refresh_token(&txn, session.id, at, expires_at).await?;
         txn.commit().await?;
+        // The session's expiry moved.
+        self.cache.invalidate(&[session.id], &[]);
         self.tokens_for(user, session.id, session.device_id, refresh_token)
     }
 
@@ -168,25 +171,53 @@ impl Accounts {
         session_id: Uuid,
     ) -> Result<(Actor, i64), DomainError> {
         let db = self.db.as_ref();
-        let session = session::Entity::find_by_id(session_id)
-            .one(db)
-            .await?
-            .filter(|s| s.user_id == user_id)
-            .ok_or(AuthFailure::InvalidToken)?;
-        if session.revoked_at.is_some() {
+        let session = match self.cache.session(session_id) {
+            Some(cached) => cached,
+            None => {
+                let started = self.cache.read_started();
+                let row = session::Entity::find_by_id(session_id)
+                    .one(db)
+                    .await?
+                    .ok_or(AuthFailure::InvalidToken)?;
+                let read = CachedSession {
+                    user_id: row.user_id,
+                    device_id: row.device_id,
+                    revoked: row.revoked_at.is_some(),
+                    expires_at: row.expires_at,
+                };
+                self.cache.keep_session(started, session_id, read.clone());
+                read
+            }
+        };
+        if session.user_id != user_id {
+            return Err(AuthFailure::InvalidToken.into());
+        }
+        if session.revoked {
             return Err(AuthFailure::SessionRevoked.into());
         }
-        let user = user::Entity::find_by_id(user_id)
-            .one(db)
-            .await?
-            .ok_or(AuthFailure::InvalidToken)?;
+        let user = match self.cache.user(user_id) {
+            Some(cached) => cached,
+            None => {
+                let started = self.cache.read_started();
+                let row = user::Entity::find_by_id(user_id)
+                    .one(db)
+                    .await?
+                    .ok_or(AuthFailure::InvalidToken)?;
+                let read = CachedUser {
+                    is_active: row.is_active,
+                    role: row.role,
+                };
+                self.cache.keep_user(started, user_id, read.clone());
+                read
+            }
+        };
         if !user.is_active {
             return Err(AuthFailure::AccountDisabled.into());
         }
         let actor = Actor::User(Identity {
-            user_id: user.id,
+            user_id,
             role: Role::parse(&user.role).unwrap_or(Role::User),
-            session_id: session.id,
+            session_id,
             device_id: session.device_id,
         });
         Ok((actor, session.expires_at))
@@ -208,6 +239,7 @@ impl Accounts {
             .filter(session::Column::RevokedAt.is_null())
             .exec(self.db.as_ref())
             .await?;
+        self.cache.invalidate(&session_ids, &[]);
         for id in session_ids {
             self.bus.broadcast(
                 &super::session_socket_topic(id),

@@ -138,6 +138,7 @@ mod tests {
             audience: "fawkes-api".into(),
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(3600),
+            cache: crate::accounts::CacheSettings::default(),
         })
     }
 

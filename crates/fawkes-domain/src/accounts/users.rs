@@ -209,6 +209,8 @@ impl Accounts {
             row.is_active = Set(is_active);
         }
         let updated = row.update(self.db.as_ref()).await?;
+        // Role and activity are what authentication reads: every node drops its copy.
+        self.cache.invalidate(&[], &[user_id]);
         if current.is_active && !updated.is_active {
             let open: Vec<Uuid> = session::Entity::find()
                 .select_only()

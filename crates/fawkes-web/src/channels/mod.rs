@@ -13,6 +13,10 @@ use fawkes_domain::accounts::{session_socket_topic, user_socket_topic};
 use fawkes_domain::{Actor, Domain, DomainError};
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use crate::metrics::{Limit, Metrics};
 
 /// Who is on the other end of a socket.
 #[derive(Debug, Clone)]
@@ -20,6 +24,33 @@ pub struct SocketIdentity {
     pub actor: Actor,
     /// Shown with `typing` events; `None` for guests.
     pub username: Option<String>,
+    /// This socket's allowance of presence updates, shared by every room it joined.
+    presence_limit: Option<Arc<PresenceLimit>>,
+}
+
+impl SocketIdentity {
+    /// Whether this socket may update its presence now; a refusal is counted.
+    fn may_update_presence(&self) -> bool {
+        let Some(limit) = &self.presence_limit else {
+            return true;
+        };
+        let allowed = limit.limiter.check().is_ok();
+        if !allowed {
+            limit.metrics.rate_limited(Limit::Presence);
+        }
+        allowed
+    }
+}
+
+struct PresenceLimit {
+    limiter: governor::DefaultDirectRateLimiter,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for PresenceLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PresenceLimit").finish_non_exhaustive()
+    }
 }
 
 /// Accepts sockets whose `token` param (or `authToken`) is a valid access token; guests only
@@ -27,6 +58,23 @@ pub struct SocketIdentity {
 pub struct AppSocket {
     pub domain: Domain,
     pub allow_guests: bool,
+    /// Presence updates per second and burst, per socket.
+    pub presence_updates: Option<(u32, u32)>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppSocket {
+    fn presence_limit(&self) -> Option<Arc<PresenceLimit>> {
+        let (rate, burst) = self.presence_updates?;
+        let rate = NonZeroU32::new(rate)?;
+        let burst = NonZeroU32::new(burst).unwrap_or(rate);
+        Some(Arc::new(PresenceLimit {
+            limiter: governor::RateLimiter::direct(
+                governor::Quota::per_second(rate).allow_burst(burst),
+            ),
+            metrics: self.metrics.clone(),
+        }))
+    }
 }
 
 #[async_trait]
@@ -42,6 +90,7 @@ impl SocketHandler for AppSocket {
             return self.allow_guests.then_some(SocketIdentity {
                 actor: Actor::Anonymous,
                 username: None,
+                presence_limit: None,
             });
         };
         let actor = self.domain.accounts.authenticate(token).await.ok()?;
@@ -52,7 +101,11 @@ impl SocketHandler for AppSocket {
             .await
             .ok()
             .map(|user| user.username);
-        Some(SocketIdentity { actor, username })
+        Some(SocketIdentity {
+            actor,
+            username,
+            presence_limit: self.presence_limit(),
+        })
     }
 
     fn socket_ids(&self, identity: &SocketIdentity) -> Vec<String> {

@@ -137,6 +137,10 @@ impl Channel<SocketIdentity> for RoomChannel {
                 let Some(user_id) = actor.user_id() else {
                     return HandleIn::Reply(Reply::reason("unauthorized"));
                 };
+                // Every update is a diff to every member of the room: limited per socket.
+                if !ctx.assigns().may_update_presence() {
+                    return HandleIn::Reply(Reply::reason("rate_limited"));
+                }
                 let update = match parse::<PresenceUpdate>(payload) {
                     Ok(update) if (1..=32).contains(&update.status.chars().count()) => update,
                     Ok(_) => {

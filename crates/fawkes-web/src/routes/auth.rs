@@ -7,6 +7,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::error::{ApiResult, ReadErrors, WriteErrors};
 use crate::extract::{Json, SignedIn};
+use crate::ratelimit::AuthAttempt;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -21,6 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterInput,
     responses((status = 201, body = AuthTokens), WriteErrors))]
 async fn register(
+    _: AuthAttempt,
     State(state): State<AppState>,
     Json(input): Json<RegisterInput>,
 ) -> ApiResult<(StatusCode, axum::Json<AuthTokens>)> {
@@ -32,6 +34,7 @@ async fn register(
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginInput,
     responses((status = 200, body = AuthTokens), WriteErrors))]
 async fn login(
+    _: AuthAttempt,
     State(state): State<AppState>,
     Json(input): Json<LoginInput>,
 ) -> ApiResult<axum::Json<AuthTokens>> {
@@ -43,6 +46,7 @@ async fn login(
 #[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshInput,
     responses((status = 200, body = AuthTokens), WriteErrors))]
 async fn refresh(
+    _: AuthAttempt,
     State(state): State<AppState>,
     Json(input): Json<RefreshInput>,
 ) -> ApiResult<axum::Json<AuthTokens>> {
