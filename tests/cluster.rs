@@ -99,6 +99,7 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (u16, Value) {
+    fawkes_sync::install_crypto_provider();
     let client = reqwest::Client::new();
     let mut request = client.request(method, url);
     if let Some(token) = token {

@@ -115,14 +115,22 @@ async fn sigterm_drains_sockets_finishes_requests_and_exits_zero() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("access_token"), "{answer}");
 
+    // Each socket is watched by a task of its own, so a close is timed when it happens, not when
+    // a sequential reader gets to it.
+    let watchers: Vec<_> = sockets
+        .into_iter()
+        .map(|mut socket| {
+            tokio::spawn(async move {
+                let code = socket.closed().await;
+                (code, terminated.elapsed())
+            })
+        })
+        .collect();
     let mut closed_at = Vec::new();
-    for socket in &mut sockets {
-        assert_eq!(
-            socket.closed().await,
-            Some(1012),
-            "told to reconnect elsewhere"
-        );
-        closed_at.push(terminated.elapsed());
+    for watcher in watchers {
+        let (code, at) = watcher.await.expect("watcher");
+        assert_eq!(code, Some(1012), "told to reconnect elsewhere");
+        closed_at.push(at);
     }
     let polled: Value = tokio::time::timeout(Duration::from_secs(WINDOW_SECS + 2), waiting_poll)
         .await
@@ -189,4 +197,138 @@ async fn the_deadline_bounds_the_drain() {
         "{}",
         server.log()
     );
+}
+
+/// Two nodes on one database; a client on the drained node reconnects to the other when told
+/// (1012) and keeps posting. Every message the server acknowledged is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_move_to_another_node_and_no_acknowledged_message_is_lost() {
+    use common::socket::Received;
+    let shared = tempfile::tempdir().expect("temp dir");
+    let database = format!("sqlite://{}/shared.db", shared.path().display());
+    let env = [
+        (
+            "FAWKES_SECRET_KEY",
+            "drain-test-signing-secret-0123456789abcdef",
+        ),
+        ("DATABASE_URL", database.as_str()),
+        ("FAWKES_SHUTDOWN__DRAIN_WINDOW_SECS", "1"),
+        ("FAWKES_SHUTDOWN__DEADLINE_SECS", "10"),
+    ];
+    let mut a = ServerProcess::start(&env).await;
+    let b = ServerProcess::start(&env).await;
+    let client = reqwest::Client::new();
+    let registered: Value = client
+        .post(format!("{}/api/v1/auth/register", a.base))
+        .json(
+            &json!({"email": "ada@example.com", "username": "ada", "password": "a long password"}),
+        )
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    let token = registered["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let socket_on = |base: &str| {
+        format!(
+            "{}/socket/websocket?token={token}&vsn=2.0.0",
+            base.replacen("http://", "ws://", 1)
+        )
+    };
+
+    let mut socket = connect_raw(&socket_on(&a.base), &[])
+        .await
+        .expect("socket on a");
+    assert_eq!(
+        socket.join("room:lobby", "1", json!({})).await[4]["status"],
+        "ok"
+    );
+    let (mut acked, mut on_b, mut moved, mut sent) = (Vec::new(), 0, false, 0u32);
+    let mut join_ref = "1";
+    while on_b < 20 {
+        sent += 1;
+        let body = format!("message {sent}");
+        let msg_ref = sent.to_string();
+        socket
+            .send(json!([join_ref, msg_ref, "room:lobby", "new_msg", {"body": body}]))
+            .await;
+        let outcome = loop {
+            match socket.next().await {
+                Received::Text(frame) if frame[1] == json!(msg_ref) => break Some(frame),
+                Received::Text(_) | Received::Binary(_) => continue,
+                Received::Closed(code) => {
+                    assert_eq!(
+                        code,
+                        Some(1012),
+                        "the drained node says reconnect elsewhere"
+                    );
+                    break None;
+                }
+            }
+        };
+        match outcome {
+            Some(reply) => {
+                assert_eq!(reply[4]["status"], "ok", "{reply}");
+                acked.push(body);
+                if moved {
+                    on_b += 1;
+                }
+            }
+            None => {
+                // As a client's reconnect would: the other node, the same token, a rejoin.
+                assert!(!moved, "closed twice");
+                moved = true;
+                socket = connect_raw(&socket_on(&b.base), &[])
+                    .await
+                    .expect("socket on b");
+                assert_eq!(
+                    socket.join("room:lobby", "2", json!({})).await[4]["status"],
+                    "ok"
+                );
+                join_ref = "2";
+            }
+        }
+        if sent == 20 {
+            a.terminate();
+        }
+        assert!(sent < 2000, "the drained node never closed the socket");
+    }
+    assert!(moved, "the client moved to the other node");
+    let status = a.exit_status(Duration::from_secs(10)).await;
+    assert!(status.success(), "exit status {status}:\n{}", a.log());
+
+    let mut stored = std::collections::HashSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = format!("{}/api/v1/rooms/lobby/messages?limit=100", b.base);
+        if let Some(cursor) = &cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        let page: Value = client
+            .get(url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("JSON");
+        for item in page["items"].as_array().into_iter().flatten() {
+            stored.insert(item["body"].as_str().unwrap_or_default().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let lost: Vec<_> = acked
+        .iter()
+        .filter(|body| !stored.contains(*body))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    assert!(acked.len() >= 40, "only {} acknowledged", acked.len());
 }

@@ -47,6 +47,7 @@ async fn debug_logs_carry_ids_and_never_a_secret() {
         ("FAWKES_LOG__LEVEL", "trace"),
     ])
     .await;
+    fawkes_sync::install_crypto_provider();
     let client = reqwest::Client::new();
     let api = |path: &str| format!("{}/api/v1{path}", server.base);
 

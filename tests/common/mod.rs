@@ -247,6 +247,7 @@ impl TestServer {
         backend: Backend,
         adjust: impl FnOnce(&mut Config),
     ) -> Option<TestServer> {
+        fawkes_sync::install_crypto_provider();
         let Some(server_url) = backend.server_url() else {
             eprintln!(
                 "skipped: {backend:?} is not configured (set FAWKES_TEST_POSTGRES_URL / FAWKES_TEST_MYSQL_URL)"

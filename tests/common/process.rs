@@ -16,6 +16,7 @@ impl ServerProcess {
     /// Starts the binary on a free loopback port over a SQLite file in a temp folder, with
     /// `env` added, and waits until `/health` answers.
     pub async fn start(env: &[(&str, &str)]) -> ServerProcess {
+        fawkes_sync::install_crypto_provider();
         let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())

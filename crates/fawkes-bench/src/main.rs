@@ -115,6 +115,8 @@ struct PeerArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Fails harmlessly when a provider is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     if let Scenario::Jobs(params) = &cli.scenario {
         let result = jobs::run(params).await?;

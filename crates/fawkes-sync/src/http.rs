@@ -38,12 +38,17 @@ pub fn judge(status: StatusCode) -> Outcome {
     }
 }
 
+/// reqwest is built without a default crypto provider (feature unification gives every
+/// reqwest client in the process that build); ring is the one the tree already uses. Call this
+/// before building any reqwest client in a process; it does nothing once one is installed.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The HTTP client of every sink: rustls with ring, no redirects followed (a sink that moved
 /// must be reconfigured, not followed blindly), the per-sink timeout set on each request.
 pub fn client() -> Result<reqwest::Client, reqwest::Error> {
-    // reqwest is built without a default crypto provider; ring is the one the tree already
-    // uses. Installing fails harmlessly when one is already installed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))

@@ -46,7 +46,7 @@ use uuid::Uuid;
 
 pub use breaker::{Breaker, BreakerState};
 pub use config::{SinkConfig, SinkKind, check};
-pub use http::{Outcome, judge};
+pub use http::{Outcome, install_crypto_provider, judge};
 pub use outbox::missed_counts;
 
 /// The job kind that delivers one event to one sink.
