@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use fawkes_domain::accounts::{AuthSettings, TokenSigner};
+use fawkes_domain::accounts::{AuthSettings, CacheSettings, TokenSigner};
 use libfuzzer_sys::fuzz_target;
 
 static SIGNER: LazyLock<TokenSigner> = LazyLock::new(|| {
@@ -14,6 +14,7 @@ static SIGNER: LazyLock<TokenSigner> = LazyLock::new(|| {
         audience: "fawkes".into(),
         access_ttl: Duration::from_secs(900),
         refresh_ttl: Duration::from_secs(86_400),
+        cache: CacheSettings::default(),
     })
 });
 
