@@ -28,21 +28,7 @@ async fn sigterm_drains_sockets_finishes_requests_and_exits_zero() {
     ])
     .await;
     let client = reqwest::Client::new();
-    let registered: Value = client
-        .post(format!("{}/api/v1/auth/register", server.base))
-        .json(
-            &json!({"email": "ada@example.com", "username": "ada", "password": "a long password"}),
-        )
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("JSON");
-    let token = registered["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = register_ada(&client, &server.base).await;
 
     let ws = server.base.replacen("http://", "ws://", 1);
     let mut sockets = Vec::new();
@@ -161,6 +147,25 @@ async fn sigterm_drains_sockets_finishes_requests_and_exits_zero() {
     assert!(log.contains("draining sockets"), "{log}");
 }
 
+/// Registers ada and returns her access token.
+async fn register_ada(client: &reqwest::Client, base: &str) -> String {
+    let registered: Value = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(
+            &json!({"email": "ada@example.com", "username": "ada", "password": "a long password"}),
+        )
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("JSON");
+    registered["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned()
+}
+
 /// Connections that do not go away are cut at the deadline; the process still exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_deadline_bounds_the_drain() {
@@ -218,21 +223,7 @@ async fn clients_move_to_another_node_and_no_acknowledged_message_is_lost() {
     let mut a = ServerProcess::start(&env).await;
     let b = ServerProcess::start(&env).await;
     let client = reqwest::Client::new();
-    let registered: Value = client
-        .post(format!("{}/api/v1/auth/register", a.base))
-        .json(
-            &json!({"email": "ada@example.com", "username": "ada", "password": "a long password"}),
-        )
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("JSON");
-    let token = registered["access_token"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = register_ada(&client, &a.base).await;
     let socket_on = |base: &str| {
         format!(
             "{}/socket/websocket?token={token}&vsn=2.0.0",

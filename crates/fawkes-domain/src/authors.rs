@@ -2,12 +2,12 @@ use std::collections::HashMap;
 
 use fawkes_data::entity::user;
 use sea_orm::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::DomainError;
 
 /// Who wrote a message or comment, as shown next to it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Author {
     pub id: Uuid,
     pub username: String,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fawkes_domain::messaging::{Message, MessageBody, Room, room_topic};
-use fawkes_domain::{Domain, PageRequest};
+use fawkes_domain::{Author, Domain, PageRequest};
 use fawkes_live::{Event, Flash, List, LiveContext, LiveView, Params, Refusal, Rendered, html};
 use fawkes_pubsub::Broadcast;
 use serde::Deserialize;
@@ -35,20 +35,11 @@ struct Line {
     edited_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-struct Author {
-    id: Uuid,
-    username: String,
-}
-
 impl From<Message> for Line {
     fn from(m: Message) -> Self {
         Self {
             id: m.id,
-            author: Author {
-                id: m.author.id,
-                username: m.author.username,
-            },
+            author: m.author,
             body: m.body,
             created_at: m.created_at,
             edited_at: m.edited_at,

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use fawkes_domain::comments::{Comment, CommentContent, comments_topic};
-use fawkes_domain::{Domain, PageRequest};
+use fawkes_domain::{Author, Domain, PageRequest};
 use fawkes_live::{Event, Flash, List, LiveContext, LiveView, Params, Refusal, Rendered, html};
 use fawkes_pubsub::Broadcast;
 use serde::Deserialize;
@@ -23,20 +23,11 @@ struct Shown {
     created_at: chrono::DateTime<chrono::Utc>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-struct Author {
-    id: Uuid,
-    username: String,
-}
-
 impl From<Comment> for Shown {
     fn from(c: Comment) -> Self {
         Self {
             id: c.id,
-            author: Author {
-                id: c.author.id,
-                username: c.author.username,
-            },
+            author: c.author,
             content: c.content,
             created_at: c.created_at,
         }
