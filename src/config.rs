@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::scheduled_backup::KIND as BACKUP_KIND;
+
 /// Where the server runs; `prod` refuses unsafe defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -58,6 +60,7 @@ pub struct Config {
     pub rate_limit: RateLimitSection,
     pub shutdown: ShutdownSection,
     pub cache: CacheSection,
+    pub backup: BackupSection,
     /// Published namespaces that services push to over `POST /api/v1/broadcast`
     /// (`notification:*` is always one).
     pub topics: Vec<TopicConfig>,
@@ -169,6 +172,29 @@ impl Default for ShutdownSection {
         Self {
             drain_window_secs: 10,
             deadline_secs: 30,
+        }
+    }
+}
+
+/// Recurring backups, taken by the job worker (so by one node of a cluster per slot).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupSection {
+    /// Folder the recurring backups go to; unset turns them off. With several nodes, a folder
+    /// they all see (any node's worker may take the slot).
+    pub dir: Option<PathBuf>,
+    /// When to take one: a cron expression in UTC.
+    pub schedule: String,
+    /// How many backups to keep: after each new one, older ones beyond this are deleted.
+    pub keep: usize,
+}
+
+impl Default for BackupSection {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            schedule: "0 2 * * *".to_owned(),
+            keep: 7,
         }
     }
 }
@@ -359,6 +385,7 @@ impl Default for Config {
             rate_limit: RateLimitSection::default(),
             shutdown: ShutdownSection::default(),
             cache: CacheSection::default(),
+            backup: BackupSection::default(),
             topics: vec![TopicConfig {
                 pattern: "transaction:*".to_owned(),
                 join: "owner".to_owned(),
@@ -442,6 +469,8 @@ pub enum ConfigError {
          anyone, authenticated, owner or role:<admin|user|affiliate>"
     )]
     Topic { pattern: String, join: String },
+    #[error("backup: {0}")]
+    Backup(&'static str),
     #[error("jobs: {0}")]
     Jobs(#[from] fawkes_jobs::Error),
     #[error("sinks: {0}")]
@@ -528,7 +557,10 @@ impl Config {
         }
         config.bus_kind()?;
         config.topic_rules()?;
-        fawkes_jobs::check_cron(&config.jobs.cron)?;
+        if config.backup.keep == 0 {
+            return Err(ConfigError::Backup("keep must be at least 1"));
+        }
+        fawkes_jobs::check_cron(&config.worker_config().cron)?;
         fawkes_sync::check(&config.sinks)?;
         Ok(config)
     }
@@ -699,8 +731,24 @@ impl Config {
                 base: Duration::from_millis(jobs.backoff_base_ms),
                 cap: Duration::from_secs(jobs.backoff_cap_secs),
             },
-            cron: jobs.cron.clone(),
+            cron: self.cron(),
         }
+    }
+
+    /// The recurring jobs: the `[jobs]` list, plus the backup when `[backup] dir` is set (a
+    /// `[[jobs.cron]]` entry named `backup` takes its place).
+    fn cron(&self) -> Vec<fawkes_jobs::CronJob> {
+        let mut cron = self.jobs.cron.clone();
+        if self.backup.dir.is_some() && !cron.iter().any(|job| job.name == BACKUP_KIND) {
+            cron.push(fawkes_jobs::CronJob {
+                name: BACKUP_KIND.to_owned(),
+                schedule: self.backup.schedule.clone(),
+                kind: BACKUP_KIND.to_owned(),
+                queue: fawkes_jobs::DEFAULT_QUEUE.to_owned(),
+                args: serde_json::json!({}),
+            });
+        }
+        cron
     }
 
     pub fn pool_options(&self) -> fawkes_data::PoolOptions {
@@ -886,6 +934,43 @@ mod tests {
         assert!(matches!(
             load(&[], Some(&file), Overrides::default()),
             Err(ConfigError::Jobs(_))
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn a_backup_folder_schedules_the_backup_job() -> Result<(), Box<dyn std::error::Error>> {
+        let unset = load(&[], None, Overrides::default())?;
+        assert!(
+            unset
+                .worker_config()
+                .cron
+                .iter()
+                .all(|j| j.kind != BACKUP_KIND)
+        );
+        let env = [
+            ("FAWKES_BACKUP__DIR", "/var/backups/fawkes"),
+            ("FAWKES_BACKUP__SCHEDULE", "30 1 * * *"),
+        ];
+        let config = load(&env, None, Overrides::default())?;
+        let cron = config.worker_config().cron;
+        let backup: Vec<_> = cron.iter().filter(|j| j.kind == BACKUP_KIND).collect();
+        assert_eq!(backup.len(), 1, "{cron:?}");
+        assert_eq!(backup[0].schedule, "30 1 * * *");
+        // The housekeeping defaults stay.
+        assert!(cron.len() > 1);
+        let bad_schedule = [
+            ("FAWKES_BACKUP__DIR", "/b"),
+            ("FAWKES_BACKUP__SCHEDULE", "daily"),
+        ];
+        assert!(matches!(
+            load(&bad_schedule, None, Overrides::default()),
+            Err(ConfigError::Jobs(_))
+        ));
+        let keep_none = [("FAWKES_BACKUP__DIR", "/b"), ("FAWKES_BACKUP__KEEP", "0")];
+        assert!(matches!(
+            load(&keep_none, None, Overrides::default()),
+            Err(ConfigError::Backup(_))
         ));
         Ok(())
     }

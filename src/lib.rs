@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod config;
+pub mod scheduled_backup;
 pub mod server;
 pub mod test_jobs;
 

@@ -149,6 +149,7 @@ impl Server {
                 tracing::error!(error = %e, "outbound sinks cannot start; their deliveries wait")
             }
         }
+        crate::scheduled_backup::register(&jobs, config);
         if config.jobs.test_kinds {
             tracing::warn!("jobs.test_kinds is on: test-only job kinds are registered");
             crate::test_jobs::register(&jobs);

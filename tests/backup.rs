@@ -244,3 +244,134 @@ async fn a_backup_of_another_backend_is_refused() {
     let restored = fawkes(dir.path(), &["restore", "copy.db"], &target, &path_var);
     assert!(restored.status.success(), "{}", text(&restored));
 }
+
+/// The recurring backup: each run writes a complete, restorable file, the newest `keep` are
+/// left after the third, and the schedule itself starts runs.
+async fn scheduled_backups_keep_the_newest(backend: Backend) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let folder = dir.path().join("backups");
+    let configured = folder.clone();
+    let Some(source) = TestServer::start_with(backend, move |c| {
+        c.backup.dir = Some(configured);
+        c.backup.keep = 2;
+        // Never during the test: the runs below are enqueued one after another.
+        c.backup.schedule = "0 0 1 1 *".to_owned();
+    })
+    .await
+    else {
+        return;
+    };
+    let ada = source.register("ada").await;
+    source.create_room(&ada, "plans", false).await;
+    let listed = |folder: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(folder)
+            .expect("backup folder")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        names
+    };
+    let mut made = Vec::new();
+    for round in 0..3 {
+        source
+            .post(
+                "/api/v1/rooms/plans/messages",
+                Some(&ada.access_token),
+                json!({"body": format!("before backup {round}")}),
+            )
+            .await
+            .expect(201);
+        source.run_job("backup", json!({})).await;
+        let names = listed(&folder);
+        let newest = names.last().expect("a backup").clone();
+        assert!(!made.contains(&newest), "a new file each run: {names:?}");
+        made.push(newest);
+        assert_eq!(names.len(), (round + 1).min(2), "{names:?}");
+    }
+    assert_eq!(listed(&folder), made[1..], "the two newest are kept");
+    let extension = match backend {
+        Backend::Sqlite => ".db",
+        Backend::Postgres => ".pgdump",
+        Backend::MySql => ".sql",
+    };
+    assert!(
+        made.iter()
+            .all(|n| n.starts_with("fawkes-") && n.ends_with(extension)),
+        "{made:?}"
+    );
+
+    // The newest restores, with the message posted just before it.
+    let target = TestDatabase::for_backend(backend)
+        .await
+        .expect("an empty database");
+    let newest = folder.join(&made[2]);
+    let restored = fawkes(
+        dir.path(),
+        &["restore", newest.to_str().expect("utf-8 path")],
+        &target.url,
+        &std::env::var("PATH").unwrap_or_default(),
+    );
+    assert!(restored.status.success(), "{}", text(&restored));
+    let restored = TestServer::start_on(backend, target, |c| c.auto_migrate = true).await;
+    let ada = common::session_from(restored.login("ada", None).await.expect(200));
+    let (messages, _) = restored
+        .read_page("/api/v1/rooms/plans/messages", &ada.access_token, 10, None)
+        .await;
+    let bodies: Vec<&str> = messages.iter().filter_map(|m| m["body"].as_str()).collect();
+    assert_eq!(
+        bodies,
+        ["before backup 2", "before backup 1", "before backup 0"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_scheduled_backups_keep_the_newest() {
+    scheduled_backups_keep_the_newest(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_scheduled_backups_keep_the_newest() {
+    scheduled_backups_keep_the_newest(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_scheduled_backups_keep_the_newest() {
+    scheduled_backups_keep_the_newest(Backend::MySql).await;
+}
+
+/// With `[backup] dir` set, the schedule starts backups by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backup_schedule_runs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let folder = dir.path().join("backups");
+    let configured = folder.clone();
+    let _server = TestServer::start_with(Backend::Sqlite, move |c| {
+        c.backup.dir = Some(configured);
+        // Every second (the seconds field first).
+        c.backup.schedule = "* * * * * *".to_owned();
+        c.jobs.poll_interval_ms = 100;
+    })
+    .await
+    .expect("SQLite always runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let finished = std::fs::read_dir(&folder)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .find(|n| n.starts_with("fawkes-") && n.ends_with(".db"));
+        if let Some(name) = finished {
+            let head = std::fs::read(folder.join(&name)).expect("read the backup");
+            assert!(
+                head.starts_with(b"SQLite format 3\0"),
+                "{name} is a database"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled backup appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

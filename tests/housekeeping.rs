@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::TestServer;
 use fawkes_data::entity::{job, notification, refresh_token, session};
@@ -14,36 +14,13 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-/// Enqueues `kind` with `args` on the server's default queue and waits until it completed.
-async fn run(server: &TestServer, kind: &str, args: Value) {
-    let id = enqueue(&server.db, NewJob::new(kind, args))
-        .await
-        .expect("enqueued")
-        .expect("not a duplicate");
-    let jobs = Jobs::new(server.db.clone());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let job = jobs.get(id).await.expect("job");
-        if job.state == State::Completed.as_str() {
-            return;
-        }
-        assert!(
-            job.state != State::Discarded.as_str(),
-            "{kind} failed: {:?}",
-            job.last_error
-        );
-        assert!(Instant::now() < deadline, "{kind} did not run");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn purge_sessions_removes_only_old_expired_or_revoked_ones(server: TestServer) {
@@ -85,7 +62,7 @@ async fn purge_sessions_removes_only_old_expired_or_revoked_ones(server: TestSer
         .await
         .expect("update");
 
-    run(&server, PURGE_SESSIONS, json!({})).await;
+    server.run_job(PURGE_SESSIONS, json!({})).await;
 
     let left: Vec<Uuid> = session::Entity::find()
         .filter(session::Column::UserId.eq(user_id))
@@ -140,7 +117,7 @@ async fn prune_jobs_removes_only_old_finished_jobs_without_a_held_key(server: Te
     finish(ids[3], State::Discarded, now - 10 * DAY_MS).await;
     finish(ids[4], State::Cancelled, now - 10 * DAY_MS).await;
 
-    run(&server, PRUNE_JOBS, json!({})).await;
+    server.run_job(PRUNE_JOBS, json!({})).await;
 
     let jobs = Jobs::new(server.db.clone());
     let exists = |id: Uuid| {
@@ -187,12 +164,12 @@ async fn prune_notifications_removes_only_old_read_ones(server: TestServer) {
         ids.push(id);
     }
 
-    run(
-        &server,
-        PRUNE_NOTIFICATIONS,
-        json!({ "retention_secs": 30 * 24 * 3600 }),
-    )
-    .await;
+    server
+        .run_job(
+            PRUNE_NOTIFICATIONS,
+            json!({ "retention_secs": 30 * 24 * 3600 }),
+        )
+        .await;
 
     let left: Vec<Uuid> = notification::Entity::find()
         .filter(notification::Column::UserId.eq(ada_id))

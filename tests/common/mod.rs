@@ -296,6 +296,35 @@ impl TestServer {
         }
     }
 
+    /// Enqueues `kind` with `args` on the default queue and waits until the server's own worker
+    /// completed it.
+    pub async fn run_job(&self, kind: &str, args: Value) {
+        use fawkes_jobs::{Jobs, NewJob, State, enqueue};
+        let id = enqueue(&self.db, NewJob::new(kind, args))
+            .await
+            .expect("enqueued")
+            .expect("not a duplicate");
+        let jobs = Jobs::new(self.db.clone());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let job = jobs.get(id).await.expect("job");
+            if job.state == State::Completed.as_str() {
+                return;
+            }
+            assert!(
+                job.state != State::Discarded.as_str(),
+                "{kind} failed: {:?}",
+                job.last_error
+            );
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{kind} did not run: {:?}",
+                job.last_error
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// The bus the server's channels listen on.
     pub fn endpoint_bus(&self) -> fawkes_pubsub::PubSub {
         self.endpoint.bus().clone()

@@ -29,7 +29,7 @@ mod worker;
 
 pub use admin::{Counts, JobFilter, Jobs};
 pub use cron::{CronJob, Scheduler, check as check_cron};
-pub use enqueue::{NewJob, enqueue};
+pub use enqueue::{DEFAULT_QUEUE, NewJob, enqueue};
 pub use fawkes_data::entity::job::Model as Job;
 pub use handler::{JobContext, JobError, JobHandler, Registry};
 pub use worker::{Backoff, Worker, WorkerConfig};
