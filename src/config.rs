@@ -351,6 +351,9 @@ pub struct AuthConfig {
 pub struct HttpConfig {
     pub body_limit_bytes: usize,
     pub request_timeout_secs: u64,
+    /// Mark the pages' sign-in, CSRF and device cookies `Secure`: on whenever browsers reach
+    /// Fawkes over HTTPS, also through a TLS-terminating proxy.
+    pub secure_cookies: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -420,6 +423,7 @@ impl Default for HttpConfig {
         Self {
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
+            secure_cookies: false,
         }
     }
 }
@@ -672,6 +676,7 @@ impl Config {
             cors_origins: self.cors_origins.clone(),
             body_limit: self.http.body_limit_bytes,
             request_timeout: Duration::from_secs(self.http.request_timeout_secs),
+            secure_cookies: self.http.secure_cookies,
             socket: fawkes_channels::SocketConfig {
                 idle_timeout: Duration::from_secs(self.socket.idle_timeout_secs),
                 max_channels: self.socket.max_channels_per_connection,

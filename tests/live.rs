@@ -190,6 +190,23 @@ async fn pages_need_a_sign_in_and_a_wrong_password_says_so() {
     );
 }
 
+/// `http.secure_cookies` marks every cookie the pages set `Secure`; off, none is.
+#[tokio::test]
+async fn cookies_are_secure_when_configured() {
+    for secure in [false, true] {
+        let server = TestServer::start_with(Backend::Sqlite, |c| c.http.secure_cookies = secure)
+            .await
+            .expect("SQLite always runs");
+        server.register("ada").await;
+        let mut browser = Browser::default();
+        browser.log_in(&server, "ada").await;
+        for name in ["fawkes_session", "_fawkes_csrf", "fawkes_device"] {
+            assert!(browser.has_cookie(name), "{name} is set");
+            assert_eq!(browser.is_secure(name), secure, "{name}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn logging_out_sends_the_open_views_away() {
     let server = server().await;

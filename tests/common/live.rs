@@ -13,6 +13,8 @@ use super::{TestServer, password_of};
 #[derive(Debug, Default, Clone)]
 pub struct Browser {
     cookies: BTreeMap<String, String>,
+    /// The cookies last set with the `Secure` attribute.
+    secure: std::collections::BTreeSet<String>,
     client: Option<reqwest::Client>,
 }
 
@@ -58,11 +60,22 @@ impl Browser {
         self.cookies.contains_key(name)
     }
 
+    /// Whether `name` was last set with `Secure` (this test browser sends it over HTTP anyway).
+    pub fn is_secure(&self, name: &str) -> bool {
+        self.secure.contains(name)
+    }
+
     fn keep_cookies(&mut self, response: &reqwest::Response) {
         for value in response.headers().get_all(SET_COOKIE) {
             let Ok(value) = value.to_str() else { continue };
             let pair = value.split(';').next().unwrap_or_default();
             if let Some((name, content)) = pair.split_once('=') {
+                let secure = value.split(';').any(|a| a.trim() == "Secure");
+                if secure {
+                    self.secure.insert(name.to_owned());
+                } else {
+                    self.secure.remove(name);
+                }
                 if value.contains("Max-Age=0") {
                     self.cookies.remove(name);
                 } else {

@@ -46,6 +46,8 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// Limits of the socket endpoint.
     pub socket: fawkes_channels::SocketConfig,
+    /// Mark the pages' cookies `Secure` (browsers reach the server over HTTPS).
+    pub secure_cookies: bool,
     /// Whether sockets without a token may connect (and read public rooms).
     pub allow_guests: bool,
     /// `presence_update` events one socket may send per second, and in a burst; `None` for no
@@ -80,7 +82,12 @@ pub fn app(state: AppState, settings: &HttpSettings, signer: fawkes_live::Signer
         signer,
         settings.socket.allowed_origins.clone(),
     );
-    let pages = live::router(&state_for_pages, live, settings.socket.clone());
+    let pages = live::router(
+        &state_for_pages,
+        live,
+        settings.socket.clone(),
+        settings.secure_cookies,
+    );
     layers::apply(router, settings, &metrics)
         .nest("/socket", layers::sockets(sockets, &metrics))
         .merge(layers::sockets(pages, &metrics))

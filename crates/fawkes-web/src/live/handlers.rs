@@ -21,6 +21,23 @@ use super::session::{self, DEVICE_COOKIE, SESSION_COOKIE, SignIn};
 pub struct PagesState {
     pub live: Arc<PagesLive>,
     pub domain: Domain,
+    /// Mark cookies `Secure`: browsers reach the server over HTTPS (perhaps through a proxy).
+    pub secure_cookies: bool,
+}
+
+impl PagesState {
+    /// A `Set-Cookie` value: HttpOnly and SameSite=Lax, so other sites' requests never carry it,
+    /// and `Secure` when configured, so it never travels over plain HTTP.
+    fn cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> String {
+        let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+        if self.secure_cookies {
+            cookie.push_str("; Secure");
+        }
+        if let Some(age) = max_age {
+            cookie.push_str(&format!("; Max-Age={age}"));
+        }
+        cookie
+    }
 }
 
 /// The cookie the client sets to carry a flash across a redirect.
@@ -32,7 +49,7 @@ pub async fn page(State(state): State<PagesState>, headers: HeaderMap, uri: Uri)
     let mut cookies = Vec::new();
     let browser_secret = fawkes_live::cookie(&headers, CSRF_COOKIE).unwrap_or_else(|| {
         let secret = random_token();
-        cookies.push(cookie(CSRF_COOKIE, &secret, Some(400 * 24 * 3600)));
+        cookies.push(state.cookie(CSRF_COOKIE, &secret, Some(400 * 24 * 3600)));
         secret
     });
     let csrf = csrf_token(live.signer(), &browser_secret);
@@ -44,7 +61,7 @@ pub async fn page(State(state): State<PagesState>, headers: HeaderMap, uri: Uri)
     let sign_in = sign_in.filter(|_| session.user.is_some());
     let flash: Flash = match fawkes_live::cookie(&headers, FLASH_COOKIE) {
         Some(token) => {
-            cookies.push(cookie(FLASH_COOKIE, "", Some(0)));
+            cookies.push(state.cookie(FLASH_COOKIE, "", Some(0)));
             live.flash_from_token(&token)
         }
         None => Flash::new(),
@@ -82,7 +99,7 @@ pub async fn login(
     if !csrf_valid(state.live.signer(), &form._csrf_token, &headers) {
         return forbidden();
     }
-    let (device_id, device_cookie) = device(&headers);
+    let (device_id, device_cookie) = device(&state, &headers);
     let input = LoginInput {
         login: form.login.trim().to_owned(),
         password: form.password,
@@ -115,7 +132,7 @@ pub async fn signup(
     if !csrf_valid(state.live.signer(), &form._csrf_token, &headers) {
         return forbidden();
     }
-    let (device_id, device_cookie) = device(&headers);
+    let (device_id, device_cookie) = device(&state, &headers);
     let input = RegisterInput {
         email: form.email.trim().to_owned(),
         username: form.username.trim().to_owned(),
@@ -154,7 +171,7 @@ pub async fn logout(
     }
     with_cookies(
         Redirect::to("/login").into_response(),
-        vec![cookie(SESSION_COOKIE, "", Some(0))],
+        vec![state.cookie(SESSION_COOKIE, "", Some(0))],
     )
 }
 
@@ -177,7 +194,7 @@ fn signed_in(
             };
             let value = session::sign_in_cookie(state.live.signer(), sign_in);
             let max_age = session::SESSION_MAX_AGE.as_secs();
-            cookies.push(cookie(SESSION_COOKIE, &value, Some(max_age)));
+            cookies.push(state.cookie(SESSION_COOKIE, &value, Some(max_age)));
             with_cookies(Redirect::to("/rooms").into_response(), cookies)
         }
         Err(error) => {
@@ -191,7 +208,7 @@ fn signed_in(
             };
             let flash = Flash::from([("error".to_owned(), message)]);
             if let Some(token) = state.live.flash_token(&flash) {
-                cookies.push(cookie(FLASH_COOKIE, &token, Some(60)));
+                cookies.push(state.cookie(FLASH_COOKIE, &token, Some(60)));
             }
             with_cookies(Redirect::to(back_to).into_response(), cookies)
         }
@@ -203,12 +220,12 @@ fn forbidden() -> Response {
 }
 
 /// The browser's device id, made on its first log-in.
-fn device(headers: &HeaderMap) -> (String, Option<String>) {
+fn device(state: &PagesState, headers: &HeaderMap) -> (String, Option<String>) {
     match fawkes_live::cookie(headers, DEVICE_COOKIE) {
         Some(id) if !id.is_empty() && id.len() <= 64 => (id, None),
         _ => {
             let id = format!("browser-{}", random_token());
-            let set = cookie(DEVICE_COOKIE, &id, Some(5 * 365 * 24 * 3600));
+            let set = state.cookie(DEVICE_COOKIE, &id, Some(5 * 365 * 24 * 3600));
             (id, Some(set))
         }
     }
@@ -238,15 +255,6 @@ fn random_token() -> String {
         .take(32)
         .map(char::from)
         .collect()
-}
-
-/// A `Set-Cookie` value: HttpOnly and SameSite=Lax, so other sites' requests never carry it.
-fn cookie(name: &str, value: &str, max_age: Option<u64>) -> String {
-    let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
-    if let Some(age) = max_age {
-        cookie.push_str(&format!("; Max-Age={age}"));
-    }
-    cookie
 }
 
 fn with_cookies(mut response: Response, cookies: Vec<String>) -> Response {

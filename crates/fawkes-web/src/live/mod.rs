@@ -91,6 +91,7 @@ pub fn router(
     state: &AppState,
     live: Arc<PagesLive>,
     socket: fawkes_channels::SocketConfig,
+    secure_cookies: bool,
 ) -> Router {
     let mut pages = Router::new();
     for path in PAGES {
@@ -103,6 +104,7 @@ pub fn router(
         .with_state(handlers::PagesState {
             live: live.clone(),
             domain: state.domain.clone(),
+            secure_cookies,
         });
     let live_socket = fawkes_channels::router(
         state.endpoint.clone(),
