@@ -173,6 +173,44 @@ async fn wrong_password_and_unknown_user_get_the_same_answer(s: TestServer) {
     );
 }
 
+/// An unknown login costs one Argon2 verification (of a decoy hash), as a wrong password does,
+/// so the answer's timing does not tell whether the account exists; the answer is the same too.
+async fn an_unknown_login_costs_one_verification_like_a_wrong_password(s: TestServer) {
+    s.register("alan").await;
+    let accounts = &s.domain.accounts;
+    let attempts = [
+        ("alan", "wrong password"),
+        ("alan@example.com", "wrong password"),
+        ("nobody", "wrong password"),
+        ("nobody@example.com", "wrong password"),
+    ];
+    let mut answers = Vec::new();
+    for (login, password) in attempts {
+        let before = accounts.password_verifications();
+        let reply = s
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({ "login": login, "password": password }),
+            )
+            .await;
+        reply.expect_error(401, "invalid_credentials");
+        assert_eq!(
+            accounts.password_verifications() - before,
+            1,
+            "logging in as {login} must cost exactly one password verification"
+        );
+        answers.push(reply.body);
+    }
+    assert!(
+        answers.iter().all(|a| *a == answers[0]),
+        "the answers differ: {answers:?}"
+    );
+    let before = accounts.password_verifications();
+    s.login("alan", None).await.expect(200);
+    assert_eq!(accounts.password_verifications() - before, 1);
+}
+
 async fn requests_without_a_valid_token_are_401(s: TestServer) {
     let reply = s.call(Method::GET, "/api/v1/me", None, None).await;
     reply.expect_error(401, "unauthenticated");
@@ -459,6 +497,7 @@ on_every_database!(
     oversized_bodies_are_413,
     login_works_with_email_or_username,
     wrong_password_and_unknown_user_get_the_same_answer,
+    an_unknown_login_costs_one_verification_like_a_wrong_password,
     requests_without_a_valid_token_are_401,
     forged_and_expired_tokens_are_refused,
     the_stored_role_counts_not_the_token_claim,

@@ -73,6 +73,12 @@ impl Accounts {
         }
     }
 
+    /// How many password verifications (Argon2, a real hash or the decoy) have run: a login
+    /// attempt costs one whether or not its account exists.
+    pub fn password_verifications(&self) -> u64 {
+        self.passwords.verifications()
+    }
+
     /// The authentication cache's counters, for metrics.
     pub fn cache_stats(&self) -> &Arc<CacheStats> {
         self.cache.stats()

@@ -1,4 +1,5 @@
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -6,12 +7,19 @@ use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 
 use crate::DomainError;
 
+/// What a login naming no account is verified against, so that "no such user" costs what "wrong
+/// password" costs. Its password was random and thrown away. Verification reads its cost from
+/// the hash itself, so these parameters must be the ones [`PasswordHasher::hash`] writes; a test
+/// below fails when an `argon2` upgrade changes them. A constant rather than a hash made at the
+/// first unknown login, which would make that one login cost two hashings.
+const DECOY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$NYYUnzlonDhO1J14Sv1/lw$m6XHEOyPUxVSMyO4UJaDrjFuknkUEn2dHO6lMoPDitc";
+
 /// Argon2id hashing, run on the blocking pool so it never stalls the async workers.
 #[derive(Clone, Default)]
 pub struct PasswordHasher {
-    /// A hash of a random password, verified against when a login names no account, so that
-    /// "no such user" takes as long as "wrong password".
-    decoy: Arc<OnceLock<String>>,
+    /// Argon2 verifications run to the end, of real hashes and of the decoy alike: what a login
+    /// attempt costs, counted so that tests can check that every attempt costs the same.
+    verifications: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for PasswordHasher {
@@ -29,22 +37,26 @@ impl PasswordHasher {
 
     /// True when `password` matches the PHC string `hash`.
     pub async fn verify(&self, password: String, hash: String) -> Result<bool, DomainError> {
-        tokio::task::spawn_blocking(move || verify_now(&password, &hash))
+        let verifications = self.verifications.clone();
+        tokio::task::spawn_blocking(move || verify_now(&password, &hash, &verifications))
             .await
             .map_err(|e| DomainError::Internal(format!("hashing task failed: {e}")))
     }
 
     /// Spends the time of one verification and returns false.
     pub async fn verify_decoy(&self, password: String) -> Result<bool, DomainError> {
-        let decoy = self.decoy.clone();
+        let verifications = self.verifications.clone();
         tokio::task::spawn_blocking(move || {
-            let hash = decoy
-                .get_or_init(|| hash_now(&uuid::Uuid::new_v4().to_string()).unwrap_or_default());
-            let _ = verify_now(&password, hash);
+            let _ = verify_now(&password, DECOY_HASH, &verifications);
             false
         })
         .await
         .map_err(|e| DomainError::Internal(format!("hashing task failed: {e}")))
+    }
+
+    /// How many Argon2 verifications have run to the end.
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 }
 
@@ -55,11 +67,13 @@ fn hash_now(password: &str) -> Result<String, DomainError> {
         .map_err(|e| DomainError::Internal(format!("password hashing failed: {e}")))
 }
 
-fn verify_now(password: &str, hash: &str) -> bool {
+fn verify_now(password: &str, hash: &str, verifications: &AtomicU64) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
+        let matches = Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
+            .is_ok();
+        verifications.fetch_add(1, Ordering::Relaxed);
+        matches
     })
 }
 
@@ -88,5 +102,41 @@ mod tests {
                 .unwrap_or(true)
         );
         assert!(!hasher.verify_decoy("anything".into()).await.unwrap_or(true));
+    }
+
+    #[tokio::test]
+    async fn the_decoy_costs_what_a_real_hash_costs() {
+        let hasher = PasswordHasher::default();
+        let real = hasher
+            .hash("some password".into())
+            .await
+            .unwrap_or_default();
+        let real = PasswordHash::new(&real).expect("a PHC string");
+        let decoy = PasswordHash::new(DECOY_HASH).expect("the decoy is a PHC string");
+        assert_eq!(decoy.algorithm, real.algorithm);
+        assert_eq!(decoy.version, real.version);
+        assert_eq!(decoy.params, real.params, "m, t and p set the cost");
+        assert_eq!(
+            decoy.hash.map(|h| h.len()),
+            real.hash.map(|h| h.len()),
+            "so does the output length"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_decoy_and_a_real_hash_each_run_one_verification() {
+        let hasher = PasswordHasher::default();
+        let hash = hasher.hash("right".into()).await.unwrap_or_default();
+        assert_eq!(hasher.verifications(), 0, "hashing is not verifying");
+        let _ = hasher.verify("wrong".into(), hash).await;
+        assert_eq!(hasher.verifications(), 1);
+        assert!(!hasher.verify_decoy("right".into()).await.unwrap_or(true));
+        assert_eq!(hasher.verifications(), 2, "the decoy ran Argon2 to the end");
+        let _ = hasher.verify("x".into(), "not a hash".into()).await;
+        assert_eq!(
+            hasher.verifications(),
+            2,
+            "nothing to run for a broken hash"
+        );
     }
 }
