@@ -222,6 +222,52 @@ async fn the_openapi_document_covers_every_route_with_errors(s: TestServer) {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
+/// A 64 KiB header or a thousand headers are refused with 431 (the API's in the envelope) on
+/// the API, the pages and the socket mount, and the server goes on serving.
+async fn oversized_headers_are_431_and_the_server_stays_up(s: TestServer) {
+    let big = "a".repeat(64 * 1024);
+    for path in ["/api/v1/me", "/health", "/", "/socket/longpoll?vsn=2.0.0"] {
+        let response = s
+            .client
+            .get(format!("{}{path}", s.base))
+            .header("x-big", big.as_str())
+            .send()
+            .await
+            .expect("an answer, not a dropped connection");
+        assert_eq!(response.status(), 431, "{path}");
+        let body: Value = response.json().await.unwrap_or_default();
+        assert_eq!(body["error"]["code"], "headers_too_large", "{path}: {body}");
+    }
+    let mut many = reqwest::header::HeaderMap::new();
+    for i in 0..1000 {
+        many.insert(
+            reqwest::header::HeaderName::try_from(format!("x-h{i}")).expect("a header name"),
+            reqwest::header::HeaderValue::from_static("v"),
+        );
+    }
+    for path in ["/api/v1/me", "/"] {
+        let response = s
+            .client
+            .get(format!("{}{path}", s.base))
+            .headers(many.clone())
+            .send()
+            .await
+            .expect("an answer, not a dropped connection");
+        // hyper refuses these before any of our code runs, so without the envelope.
+        assert_eq!(response.status(), 431, "{path}");
+    }
+    // Headers just under the limit still work.
+    let response = s
+        .client
+        .get(format!("{}/health", s.base))
+        .header("x-fits", "a".repeat(16 * 1024))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    s.call(Method::GET, "/health", None, None).await.expect(200);
+}
+
 async fn interactive_docs_are_served_from_the_binary(s: TestServer) {
     let page = s
         .client
@@ -279,4 +325,5 @@ on_every_database!(
     large_answers_are_compressed_on_request,
     the_openapi_document_covers_every_route_with_errors,
     interactive_docs_are_served_from_the_binary,
+    oversized_headers_are_431_and_the_server_stays_up,
 );

@@ -1,6 +1,6 @@
-//! The middleware every request passes through, outermost first: request id, tracing, panic
-//! catching, CORS, compression, timeout, body limit, and the error envelope for answers that
-//! did not come from a handler.
+//! The middleware every request passes through, outermost first: request id, tracing, header
+//! size limit, panic catching, CORS, compression, timeout, body limit, and the error envelope for
+//! answers that did not come from a handler.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +26,12 @@ use crate::metrics::Metrics;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The most header bytes (names and values) a request may carry. hyper refuses more than 100
+/// headers with a bare 431, but reads up to its buffer's size (about 400 KiB) of them, and every
+/// layer and extractor would then scan them. 32 KiB is what nginx's defaults let through, and
+/// far above what a client of ours sends (a token, a cookie, a CSRF token).
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+
 pub(crate) fn apply(router: Router, settings: &HttpSettings, metrics: &Arc<Metrics>) -> Router {
     let trace = TraceLayer::new_for_http().make_span_with(span);
     let stack = ServiceBuilder::new()
@@ -36,6 +42,7 @@ pub(crate) fn apply(router: Router, settings: &HttpSettings, metrics: &Arc<Metri
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(middleware::from_fn(limit_headers))
         .layer(middleware::from_fn_with_state(
             metrics.clone(),
             crate::metrics::track,
@@ -68,11 +75,31 @@ pub(crate) fn sockets(router: Router, metrics: &Arc<Metrics>) -> Router {
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(TraceLayer::new_for_http().make_span_with(span))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(middleware::from_fn(limit_headers))
             .layer(middleware::from_fn_with_state(
                 metrics.clone(),
                 crate::metrics::track,
             )),
     )
+}
+
+/// Refuses a request whose headers exceed [`MAX_HEADER_BYTES`] with 431 in the envelope.
+async fn limit_headers(request: Request, next: Next) -> Response {
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        tracing::debug!(size, "request headers too large");
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("the request headers exceed {MAX_HEADER_BYTES} bytes"),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// One span per request, carrying its request id so every log line of the request has it.
