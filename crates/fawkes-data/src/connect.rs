@@ -1,4 +1,6 @@
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::time::Duration;
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
@@ -93,8 +95,34 @@ pub async fn connect(url: &str, pool: &PoolOptions) -> Result<DatabaseConnection
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
         });
+        options.map_sqlx_sqlite_pool_opts(|pool| pool.after_release(sqlite_release_check));
     }
     Ok(Database::connect(options).await?)
+}
+
+/// Keeps a SQLite connection out of the pool when it comes back still inside a transaction.
+///
+/// When a `COMMIT` fails with an I/O error or a full disk, SQLite rolls the transaction back by
+/// itself, but sqlx counts it as still open; the `ROLLBACK` sent when the transaction is dropped
+/// then fails too, and the count stays at one. Handed out again, such a connection would turn
+/// the next `BEGIN` into a `SAVEPOINT` inside a transaction that is never committed: writes
+/// answered as stored, then lost, and the write lock held by an idle connection. Closing it
+/// ends whatever SQLite still has open; the pool opens a fresh one.
+fn sqlite_release_check(
+    conn: &mut sea_orm::sqlx::sqlite::SqliteConnection,
+    _meta: sea_orm::sqlx::pool::PoolConnectionMetadata,
+) -> Pin<Box<dyn Future<Output = Result<bool, sea_orm::sqlx::Error>> + Send + '_>> {
+    use sea_orm::sqlx::Connection;
+    Box::pin(async move {
+        // The rollback of a dropped transaction is queued on the connection's worker; a ping
+        // queued behind it returns once it has run.
+        conn.ping().await?;
+        if conn.is_in_transaction() {
+            tracing::warn!("closing a SQLite connection released inside a transaction");
+            return Ok(false);
+        }
+        Ok(true)
+    })
 }
 
 /// The backend a URL points at.

@@ -6,9 +6,11 @@
 
 pub mod connect;
 pub mod entity;
+pub mod fault;
 pub mod migration;
 
 pub use connect::{ConnectError, PoolOptions, PoolUsage, connect, pool_usage};
+pub use fault::{Fault, fault};
 pub use migration::Migrator;
 pub use sea_orm;
 pub use sea_orm_migration::MigratorTrait;

@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 
+use fawkes_data::Fault;
 use sea_orm::{DbErr, SqlErr};
 
 /// Messages per input field, e.g. `{"email": ["not a valid email address"]}`.
@@ -57,6 +58,8 @@ pub enum DomainError {
     },
     #[error("the database is unavailable")]
     Unavailable(#[source] DbErr),
+    #[error("the database has no room left")]
+    StorageFull(#[source] DbErr),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -70,15 +73,16 @@ impl DomainError {
 
 impl From<DbErr> for DomainError {
     fn from(err: DbErr) -> Self {
-        match &err {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => DomainError::Unavailable(err),
-            _ if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+        match fawkes_data::fault(&err) {
+            Some(Fault::Unavailable) => DomainError::Unavailable(err),
+            Some(Fault::StorageFull) => DomainError::StorageFull(err),
+            None if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 DomainError::Conflict {
                     field: "",
                     message: "already exists".to_owned(),
                 }
             }
-            _ => DomainError::Internal(err.to_string()),
+            None => DomainError::Internal(err.to_string()),
         }
     }
 }

@@ -62,6 +62,10 @@ impl ApiError {
             StatusCode::SERVICE_UNAVAILABLE => {
                 ("service_unavailable", "the service is unavailable")
             }
+            StatusCode::INSUFFICIENT_STORAGE => (
+                "storage_full",
+                "the database has no room left; try again later",
+            ),
             s if s.is_client_error() => ("bad_request", "the request could not be understood"),
             _ => ("internal_error", "something went wrong on our side"),
         };
@@ -113,6 +117,10 @@ impl From<DomainError> for ApiError {
             DomainError::Unavailable(source) => {
                 tracing::warn!(error = %source, "database unavailable");
                 Self::for_status(StatusCode::SERVICE_UNAVAILABLE)
+            }
+            DomainError::StorageFull(source) => {
+                tracing::error!(error = %source, "database storage is full");
+                Self::for_status(StatusCode::INSUFFICIENT_STORAGE)
             }
             DomainError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
@@ -207,4 +215,7 @@ pub enum WriteErrors {
     /// The database is unavailable.
     #[response(status = 503)]
     Unavailable(ErrorBody),
+    /// The database has no room left for the write.
+    #[response(status = 507)]
+    StorageFull(ErrorBody),
 }

@@ -152,6 +152,10 @@ fn error_reply(error: DomainError) -> Reply {
             json!({ "reason": "conflict", "details": { field: [message] } })
         }
         DomainError::Unavailable(_) => json!({ "reason": "unavailable" }),
+        DomainError::StorageFull(source) => {
+            tracing::error!(error = %source, "database storage is full");
+            json!({ "reason": "unavailable" })
+        }
         DomainError::Internal(detail) => {
             tracing::error!(error = %detail, "internal error in a channel");
             json!({ "reason": "internal_error" })
@@ -167,7 +171,9 @@ fn join_refusal(error: DomainError) -> serde_json::Value {
         DomainError::Validation(fields) => {
             json!({ "reason": "validation_failed", "details": fields })
         }
-        DomainError::Unavailable(_) => json!({ "reason": "unavailable" }),
+        DomainError::Unavailable(_) | DomainError::StorageFull(_) => {
+            json!({ "reason": "unavailable" })
+        }
         _ => json!({ "reason": "unauthorized" }),
     }
 }
