@@ -10,6 +10,8 @@ pub struct ServerProcess {
     pub base: String,
     pub log_path: PathBuf,
     pub dir: tempfile::TempDir,
+    port: u16,
+    env: Vec<(String, String)>,
 }
 
 impl ServerProcess {
@@ -23,43 +25,56 @@ impl ServerProcess {
             .expect("free port")
             .port();
         let log_path = dir.path().join("fawkes.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_fawkes"));
-        command
-            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-            .current_dir(dir.path())
-            .env_remove("RUST_LOG")
-            .env_remove("DATABASE_URL")
-            .env("FAWKES_DATA_DIR", dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log));
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let child = command.spawn().expect("fawkes starts");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let child = spawn(port, &env, dir.path(), &log_path);
         let mut server = ServerProcess {
             child,
             base: format!("http://127.0.0.1:{port}"),
             log_path,
             dir,
+            port,
+            env,
         };
+        server.wait_healthy().await;
+        server
+    }
+
+    /// SIGKILL, as a crash or an OOM kill does (no drain, no goodbye), then the same binary
+    /// again on the same port, folder (database, secret key) and environment; returns once
+    /// `/health` answers.
+    pub async fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(self.port, &self.env, self.dir.path(), &self.log_path);
+        self.wait_healthy().await;
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    async fn wait_healthy(&mut self) {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let health = client.get(format!("{}/health", server.base)).send().await;
+            let health = client.get(format!("{}/health", self.base)).send().await;
             if health.is_ok_and(|r| r.status().is_success()) {
-                return server;
+                return;
             }
-            if let Ok(Some(status)) = server.child.try_wait() {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
                     "fawkes exited with {status} before answering:\n{}",
-                    server.log()
+                    self.log()
                 );
             }
             assert!(
                 Instant::now() < deadline,
                 "fawkes never answered:\n{}",
-                server.log()
+                self.log()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -105,4 +120,29 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `fawkes serve` on `port` in `dir`, its log appended to `log_path`.
+fn spawn(
+    port: u16,
+    env: &[(String, String)],
+    dir: &std::path::Path,
+    log_path: &std::path::Path,
+) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .expect("log file");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fawkes"));
+    command
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env_remove("DATABASE_URL")
+        .env("FAWKES_DATA_DIR", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .envs(env.iter().cloned());
+    command.spawn().expect("fawkes starts")
 }
