@@ -280,8 +280,11 @@ fn assert_envelope(status: u16, body: &Value) {
 
 // --- 1. An acknowledged message survives SIGKILL ---------------------------------------------
 
-/// Messages pushed over the socket before the kill.
-const PUSHED: usize = 20;
+/// Messages pushed over the socket, all at once.
+const PUSHED: usize = 25;
+/// The process is killed the instant this many of them are acknowledged, so the kill lands
+/// while the rest are still being written.
+const ACKNOWLEDGED: usize = 20;
 
 async fn acknowledged_messages_survive_sigkill(backend: Backend) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -310,14 +313,20 @@ async fn acknowledged_messages_survive_sigkill(backend: Backend) {
     let joined = socket.join("room:durable", "1", json!({})).await;
     assert_eq!(joined[4]["status"], "ok", "join: {joined}");
 
-    // All pushed at once: the kill lands while later writes are still on their way.
     for i in 0..PUSHED {
+        let body = json!({ "body": format!("durable {i}") });
         socket
-            .send(json!(["1", format!("m{i}"), "room:durable", "new_msg", {"body": format!("durable {i}")}]))
+            .send(json!([
+                "1",
+                format!("m{i}"),
+                "room:durable",
+                "new_msg",
+                body
+            ]))
             .await;
     }
     let mut acknowledged: Vec<String> = Vec::new();
-    while acknowledged.len() < PUSHED {
+    while acknowledged.len() < ACKNOWLEDGED {
         let frame = socket.next_json().await;
         if frame[3] != "phx_reply" {
             continue; // the room's own broadcasts of the new messages
@@ -326,7 +335,6 @@ async fn acknowledged_messages_survive_sigkill(backend: Backend) {
         let id = frame[4]["response"]["id"].as_str().expect("message id");
         acknowledged.push(id.to_owned());
     }
-    // The instant the last acknowledgement is read.
     fawkes.kill();
 
     fawkes.spawn().await;
@@ -337,7 +345,7 @@ async fn acknowledged_messages_survive_sigkill(backend: Backend) {
         .collect();
     assert!(
         lost.is_empty(),
-        "{} of {PUSHED} acknowledged messages were lost on {backend:?}: {lost:?}",
+        "{} of {ACKNOWLEDGED} acknowledged messages were lost on {backend:?}: {lost:?}",
         lost.len()
     );
 }
