@@ -444,6 +444,31 @@ async fn sqlite_disk_full_is_reported_and_recovers() {
     let (status, _) = fawkes.answered(Method::GET, "/health", None, None).await;
     assert_eq!(status, 200);
 
+    // A push over a socket is refused with a reason, and the socket stays usable.
+    let ws = fawkes.base().replacen("http://", "ws://", 1);
+    let mut socket = connect_raw(
+        &format!("{ws}/socket/websocket?token={token}&vsn=2.0.0"),
+        &[],
+    )
+    .await
+    .expect("socket connects");
+    let joined = socket.join("room:full", "1", json!({})).await;
+    assert_eq!(joined[4]["status"], "ok", "join: {joined}");
+    let body = json!({ "body": large_body(50_000) });
+    socket
+        .send(json!(["1", "push", "room:full", "new_msg", body]))
+        .await;
+    let reply = loop {
+        let frame = socket.next_json().await;
+        if frame[3] == "phx_reply" && frame[1] == "push" {
+            break frame;
+        }
+    };
+    assert_eq!(reply[4]["status"], "error", "{reply}");
+    assert_eq!(reply[4]["response"]["reason"], "unavailable", "{reply}");
+    let pong = socket.heartbeat("beat").await;
+    assert_eq!(pong[4]["status"], "ok", "the socket still answers: {pong}");
+
     // Reads still work, and hold exactly the writes that were answered 201.
     let stored = fawkes.message_ids(&token, "full").await;
     let mut expected = created.clone();
