@@ -120,6 +120,27 @@ async fn malformed_json_is_400_and_wrong_content_type_is_415(s: TestServer) {
         )
         .await;
     reply.expect_error(415, "unsupported_media_type");
+    // serde would read `RefreshInput` from `["…"]`; the document says the body is an object.
+    let reply = s
+        .call_raw(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            "application/json",
+            b"[\"a-refresh-token\"]".to_vec(),
+        )
+        .await;
+    reply.expect_error(422, "validation_failed");
+    let reply = s
+        .call_raw(
+            Method::POST,
+            "/api/v1/auth/refresh",
+            None,
+            "Application/JSON; charset=utf-8",
+            b" {\"refresh_token\": \"a-refresh-token\"}".to_vec(),
+        )
+        .await;
+    reply.expect_error(401, "invalid_token");
 }
 
 async fn oversized_bodies_are_413(s: TestServer) {

@@ -1,7 +1,8 @@
 //! API contract: schemathesis (pinned in `tests/contract/requirements.txt`, installed into
 //! `target/contract-venv` on first use) generates requests from `/api/openapi.json` and checks
-//! that the server never answers 5xx and that every answer's status, content type and body are
-//! the ones the document declares. Its configuration is `tests/contract/schemathesis.toml`.
+//! that the server never answers 5xx, that every answer's status, content type and body are the
+//! ones the document declares, and that what the document calls invalid is refused. Its
+//! configuration is `tests/contract/schemathesis.toml`.
 //!
 //! A failure prints schemathesis's report, with a `curl` line per failing case. The seed is
 //! fixed so a failure reproduces; `FAWKES_CONTRACT_SEED` runs another, and

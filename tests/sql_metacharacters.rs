@@ -500,6 +500,65 @@ async fn user_search_takes_wildcards_literally(s: TestServer) {
     assert_tables_intact(&s, &f).await;
 }
 
+/// U+0000, which PostgreSQL cannot store in text (SQLite and MySQL can), is refused with a 4xx
+/// on every database, wherever it comes in.
+async fn nul_is_refused_alike_on_every_database(s: TestServer) {
+    let f = fixture(&s).await;
+    let token = f.admin.access_token.as_str();
+    let slug = &f.slug;
+    let reply = s
+        .post(
+            &format!("/api/v1/rooms/{slug}/messages"),
+            Some(token),
+            json!({ "body": "a\u{0}b" }),
+        )
+        .await;
+    reply.expect_error(422, "validation_failed");
+    let reply = s
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({ "login": "root\u{0}", "password": "whatever pw" }),
+        )
+        .await;
+    reply.expect_error(422, "validation_failed");
+    let reply = s
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({ "email": "nul@example.com", "username": "nul", "password": "long\u{0}enough" }),
+        )
+        .await;
+    reply.expect_error(422, "validation_failed");
+    s.get("/api/v1/rooms/a%00b", token)
+        .await
+        .expect_error(400, "invalid_path");
+    s.get("/api/v1/videos/a%00b/comments", token)
+        .await
+        .expect_error(400, "invalid_path");
+    for (path, name) in [
+        ("/api/v1/admin/jobs", "kind"),
+        ("/api/v1/admin/jobs", "queue"),
+        ("/api/v1/admin/jobs", "state"),
+        ("/api/v1/rooms", "cursor"),
+    ] {
+        get_with_query(&s, path, token, &[(name, "a\u{0}b")])
+            .await
+            .expect_error(400, "invalid_query");
+    }
+    // An escaped backslash followed by `u0000` is plain text.
+    let text = "a\\u0000b";
+    let message = s
+        .create(
+            &format!("/api/v1/rooms/{slug}/messages"),
+            token,
+            json!({ "body": text }),
+        )
+        .await;
+    assert_eq!(message["body"], text);
+    assert_tables_intact(&s, &f).await;
+}
+
 /// The usernames of the accounts whose email contains `c` (those the validator accepted).
 async fn addresses_with(s: &TestServer, c: char) -> Vec<String> {
     let all = s
@@ -561,4 +620,5 @@ on_every_database!(
     path_and_query_parameters,
     body_fields,
     user_search_takes_wildcards_literally,
+    nul_is_refused_alike_on_every_database,
 );

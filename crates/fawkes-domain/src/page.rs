@@ -36,6 +36,7 @@ pub struct PageRequest {
     /// `next_cursor` of the previous page; omit for the first page.
     pub cursor: Option<String>,
     /// Items per page, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
 }
 

@@ -68,10 +68,12 @@ impl TopicRule {
 pub struct PublishInput {
     /// A topic in a published namespace, e.g. `transaction:01a2…`.
     #[garde(length(min = 1, max = 200))]
+    #[schema(min_length = 1)]
     #[schema(example = "transaction:42")]
     pub topic: String,
     /// The event name clients listen for; `phx_*` names are reserved.
     #[garde(length(min = 1, max = 64), pattern(r"^[A-Za-z0-9_.:-]+$"))]
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.:-]+$")]
     #[schema(example = "status_changed")]
     pub event: String,
     /// A JSON object, at most 64 KiB. Give this or `payload_base64`.

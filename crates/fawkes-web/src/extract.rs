@@ -1,28 +1,110 @@
 //! Extractors whose failures answer with the error envelope instead of axum's plain text.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use fawkes_domain::{Actor, AuthFailure};
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
 use crate::error::ApiError;
 
-/// A JSON body. Broken JSON is a 400, JSON of the wrong shape a 422, a missing or wrong
-/// content type a 415 and an oversized body a 413.
+/// A JSON object as the body. Broken JSON is a 400, JSON of the wrong shape (an array too) a
+/// 422, a missing or wrong content type a 415 and an oversized body a 413.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::for_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::for_status(StatusCode::PAYLOAD_TOO_LARGE)
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text())
+            }
+        })?;
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes).map_err(json_rejection)?;
+        // serde also reads a struct from an array of its fields in order; every body the API
+        // documents is an object, and `[null, null]` passing as one only hides client bugs.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError {
+                details: Some(serde_json::json!({ "body": ["expected a JSON object"] })),
+                ..ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    "the JSON body does not have the expected fields and types",
+                )
+            });
+        }
+        if contains_escaped_nul(&bytes) {
+            return Err(nul_refused("body"));
+        }
+        Ok(Json(value))
+    }
+}
+
+/// PostgreSQL cannot store U+0000 in text and fails the whole statement, where SQLite and MySQL
+/// keep it: refusing it in every input keeps the databases alike and the answer a 4xx.
+fn nul_refused(field: &str) -> ApiError {
+    ApiError {
+        details: Some(serde_json::json!({ field: ["must not contain the character U+0000"] })),
+        ..ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "some fields are not valid",
+        )
+    }
+}
+
+/// Whether JSON text that parsed holds a `\u0000` escape, the only way a JSON string carries
+/// U+0000 (a raw NUL byte is not valid JSON). Escapes are skipped whole, so `\\u0000` (a
+/// backslash, then `u0000`) does not count.
+fn contains_escaped_nul(json: &[u8]) -> bool {
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] == b'\\' {
+            if json.get(i + 1) == Some(&b'u') && json.get(i + 2..i + 6) == Some(b"0000".as_slice())
+            {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
         }
     }
+    false
+}
+
+/// A percent-encoded NUL (`%00`) in a URI part: the only way one reaches a path or query
+/// parameter, since hyper refuses raw control bytes in the request line.
+fn has_encoded_nul(part: &str) -> bool {
+    part.contains("%00")
+}
+
+/// `application/json` or `application/<anything>+json`, as axum's own `Json` accepts.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|subtype| subtype.ends_with("+json"))
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -55,6 +137,13 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if has_encoded_nul(parts.uri.path()) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_path",
+                "a path parameter contains the character U+0000",
+            ));
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(value)| Path(value))
@@ -71,6 +160,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.uri.query().is_some_and(has_encoded_nul) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "a query parameter contains the character U+0000",
+            ));
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| Query(value))
@@ -138,4 +234,19 @@ fn bearer_token(parts: &Parts) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_escaped_nul;
+
+    #[test]
+    fn an_escaped_nul_is_found_and_an_escaped_backslash_is_not_one() {
+        assert!(contains_escaped_nul(br#"{"a": "x\u0000y"}"#));
+        assert!(contains_escaped_nul(br#"{"a\u0000": 1}"#));
+        assert!(!contains_escaped_nul(br#"{"a": "x\\u0000y"}"#));
+        assert!(contains_escaped_nul(br#"{"a": "\\\u0000"}"#));
+        assert!(contains_escaped_nul(br#"{"a": "\u00001"}"#));
+        assert!(!contains_escaped_nul(br#"{"a": "\u0001 \n \"0000"}"#));
+    }
 }

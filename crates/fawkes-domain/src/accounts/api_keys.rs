@@ -71,9 +71,11 @@ pub struct NewApiKey {
         length(chars, min = 1, max = 100),
         custom(crate::validation::not_blank)
     )]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     #[schema(example = "payments-service")]
     pub name: String,
     #[garde(length(min = 1, max = 8))]
+    #[schema(min_items = 1, max_items = 8)]
     pub scopes: Vec<Scope>,
 }
 

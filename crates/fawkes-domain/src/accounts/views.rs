@@ -109,18 +109,23 @@ impl From<user_device::Model> for Device {
 #[derive(Deserialize, Validate, utoipa::ToSchema)]
 pub struct RegisterInput {
     #[garde(email, length(max = 254))]
+    #[schema(format = Email)]
     #[schema(example = "ada@example.com")]
     pub email: String,
     #[garde(length(chars, min = 3, max = 32), pattern(r"^[A-Za-z0-9_.-]+$"))]
+    #[schema(min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9_.-]+$")]
     #[schema(example = "ada")]
     pub username: String,
     #[garde(length(chars, min = 8, max = 128))]
+    #[schema(min_length = 8, max_length = 128)]
     #[schema(example = "correct horse battery")]
     pub password: String,
     /// The client's identifier for this device; the session is bound to it.
     #[garde(length(min = 1, max = 128))]
+    #[schema(min_length = 1)]
     pub device_id: Option<String>,
     #[garde(length(chars, max = 100))]
+    #[schema(max_length = 100)]
     pub device_name: Option<String>,
 }
 
@@ -129,14 +134,18 @@ pub struct RegisterInput {
 pub struct LoginInput {
     /// Email address or username.
     #[garde(length(min = 1, max = 254))]
+    #[schema(min_length = 1)]
     #[schema(example = "ada")]
     pub login: String,
     #[garde(length(min = 1, max = 128))]
+    #[schema(min_length = 1)]
     pub password: String,
     /// The client's identifier for this device; registers it or refreshes its last-seen time.
     #[garde(length(min = 1, max = 128))]
+    #[schema(min_length = 1)]
     pub device_id: Option<String>,
     #[garde(length(chars, max = 100))]
+    #[schema(max_length = 100)]
     pub device_name: Option<String>,
     /// Free-form details about the device (platform, app version).
     #[garde(skip)]
@@ -147,6 +156,7 @@ pub struct LoginInput {
 #[derive(Deserialize, Validate, utoipa::ToSchema)]
 pub struct RefreshInput {
     #[garde(length(min = 1, max = 512))]
+    #[schema(min_length = 1)]
     pub refresh_token: String,
 }
 
@@ -154,10 +164,13 @@ pub struct RefreshInput {
 #[derive(Deserialize, Validate, utoipa::ToSchema)]
 pub struct CreateUser {
     #[garde(email, length(max = 254))]
+    #[schema(format = Email)]
     pub email: String,
     #[garde(length(chars, min = 3, max = 32), pattern(r"^[A-Za-z0-9_.-]+$"))]
+    #[schema(min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9_.-]+$")]
     pub username: String,
     #[garde(length(chars, min = 8, max = 128))]
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
     /// Defaults to `user`.
     #[garde(skip)]
@@ -168,6 +181,7 @@ pub struct CreateUser {
 #[derive(Debug, Clone, Deserialize, Validate, utoipa::ToSchema)]
 pub struct ChangeUsername {
     #[garde(length(chars, min = 3, max = 32), pattern(r"^[A-Za-z0-9_.-]+$"))]
+    #[schema(min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9_.-]+$")]
     #[schema(example = "ada")]
     pub username: String,
 }
@@ -177,9 +191,11 @@ pub struct ChangeUsername {
 #[derive(Deserialize, Validate, utoipa::ToSchema)]
 pub struct ChangePassword {
     #[garde(length(min = 1, max = 128))]
+    #[schema(min_length = 1)]
     pub current_password: String,
     /// The same rules as at sign-up.
     #[garde(length(chars, min = 8, max = 128))]
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 

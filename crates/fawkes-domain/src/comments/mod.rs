@@ -52,6 +52,7 @@ impl Comment {
 pub struct CommentContent {
     /// 1 to 2000 characters, not only white space.
     #[garde(length(chars, min = 1, max = 2000), custom(not_blank))]
+    #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     #[schema(example = "Great video!")]
     pub content: String,
 }

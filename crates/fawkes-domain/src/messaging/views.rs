@@ -83,9 +83,11 @@ pub struct Member {
 pub struct NewRoom {
     /// Lowercase letters, digits, `_` and `-`; the room's address (`room:{slug}`).
     #[garde(length(min = 1, max = 64), pattern(r"^[a-z0-9][a-z0-9_-]*$"))]
+    #[schema(min_length = 1, max_length = 64, pattern = r"^[a-z0-9][a-z0-9_-]*$")]
     #[schema(example = "rust-lovers")]
     pub slug: String,
     #[garde(length(chars, min = 1, max = 100), custom(not_blank))]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     #[schema(example = "Rust lovers")]
     pub name: String,
     #[garde(skip)]
@@ -98,6 +100,7 @@ pub struct NewRoom {
 pub struct MessageBody {
     /// 1 to 4000 characters, not only white space.
     #[garde(length(chars, min = 1, max = 4000), custom(not_blank))]
+    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
     #[schema(example = "Hello, lobby!")]
     pub body: String,
 }

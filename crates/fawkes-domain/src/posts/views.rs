@@ -94,10 +94,12 @@ impl PostComment {
 pub struct NewPost {
     /// 1 to 200 characters, not only white space.
     #[garde(length(chars, min = 1, max = 200), custom(not_blank))]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     #[schema(example = "Hello, posts")]
     pub title: String,
     /// At most 20000 characters; may be empty while a draft.
     #[garde(length(chars, max = 20000))]
+    #[schema(max_length = 20000)]
     #[serde(default)]
     #[schema(example = "The first post.")]
     pub body: String,
@@ -108,9 +110,11 @@ pub struct NewPost {
 pub struct PostChanges {
     /// 1 to 200 characters, not only white space.
     #[garde(length(chars, min = 1, max = 200), custom(not_blank_if_given))]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub title: Option<String>,
     /// At most 20000 characters; a published post's body cannot become empty.
     #[garde(length(chars, max = 20000))]
+    #[schema(max_length = 20000)]
     pub body: Option<String>,
 }
 
@@ -119,6 +123,7 @@ pub struct PostChanges {
 pub struct NewPostComment {
     /// 1 to 4000 characters, not only white space.
     #[garde(length(chars, min = 1, max = 4000), custom(not_blank))]
+    #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
     #[schema(example = "Nice post!")]
     pub body: String,
     /// A comment of the same post to reply to; a reply to a reply joins the same thread.
