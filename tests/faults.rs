@@ -829,7 +829,9 @@ async fn postgres_outage_answers_503_and_recovers_without_restart() {
         .collect();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let waiting = lock
+        // Not through the locking transaction: within one transaction PostgreSQL answers
+        // every read of pg_stat_activity from the same snapshot.
+        let waiting = holder
             .query_one_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Postgres,
                 "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
