@@ -7,6 +7,7 @@
 //! fawkes-bench chat     --server-pid PID --rooms 200 --members 10 --rate 1 --label sqlite
 //! fawkes-bench presence --server-pid PID --observers 1000 --churners 100 --rate 50
 //! fawkes-bench jobs     --database-url postgres://… --count 5000 --concurrency 10
+//! fawkes-bench soak     --duration 3600
 //! ```
 
 mod chat;
@@ -15,6 +16,7 @@ mod jobs;
 mod peer;
 mod presence;
 mod proc_stats;
+mod soak;
 mod stats;
 
 use std::path::PathBuf;
@@ -98,6 +100,9 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Chat, presence churn and REST at once for `--duration`, sampling the server: fails (exit
+    /// status 1) on any error or when its memory is not flat.
+    Soak(soak::Params),
 }
 
 #[derive(Args)]
@@ -130,11 +135,33 @@ async fn main() -> anyhow::Result<()> {
     if !is_loopback(&cli.url) {
         bail!("fawkes-bench only targets servers on this machine (127.0.0.0/8 or localhost)");
     }
+    if let Scenario::Soak(params) = &cli.scenario {
+        rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
+        let result = soak::run(&cli.url, cli.server_pid, &cli.label, params).await?;
+        soak::print(&result);
+        let size = format!("-{}s", params.duration);
+        let path = result_path(&cli.out, "soak", &cli.label, &size);
+        std::fs::create_dir_all(&cli.out)?;
+        std::fs::write(&path, serde_json::to_vec_pretty(&result)?)?;
+        println!("wrote {}", path.display());
+        if !result.passed {
+            bail!(
+                "soak failed: {} errors, memory {}",
+                result.error_total,
+                if result.memory.flat {
+                    "flat"
+                } else {
+                    "not flat"
+                }
+            );
+        }
+        return Ok(());
+    }
     // One process may hold about 20,000 files here; raise the soft limit to the hard one.
     let limit = rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
     let sockets = match &cli.scenario {
         Scenario::Idle { .. } | Scenario::Fanout { .. } => cli.connections,
-        Scenario::Jobs(_) => 0,
+        Scenario::Jobs(_) | Scenario::Soak(_) => 0,
         Scenario::Chat { rooms, members, .. } => rooms * members,
         Scenario::Presence {
             observers,
@@ -255,7 +282,9 @@ async fn main() -> anyhow::Result<()> {
                 serde_json::to_value(&result)?,
             )
         }
-        Scenario::Jobs(_) => bail!("the jobs scenario runs without a server (handled above)"),
+        Scenario::Jobs(_) | Scenario::Soak(_) => {
+            bail!("the jobs and soak scenarios are handled above")
+        }
     };
     let size = match name.as_str() {
         "idle" | "fanout" | "idle-vs-peer" | "fanout-vs-peer" => format!("-{}", cli.connections),

@@ -21,6 +21,13 @@ impl ProcStats {
         }
     }
 
+    /// Files the server holds open (sockets included).
+    pub fn open_files(&self) -> anyhow::Result<usize> {
+        Ok(std::fs::read_dir(format!("/proc/{}/fd", self.pid))
+            .context("reading the server's open files")?
+            .count())
+    }
+
     pub fn sample(&self) -> anyhow::Result<Sample> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
             .context("reading the server's /proc status")?;
