@@ -33,6 +33,11 @@ async fn the_api_answers_as_its_openapi_document_says_postgres() {
     contract(Backend::Postgres).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_as_its_openapi_document_says_mysql() {
+    contract(Backend::MySql).await;
+}
+
 async fn contract(backend: Backend) {
     let schemathesis = install_schemathesis();
     let Some(s) = TestServer::start(backend).await else {
