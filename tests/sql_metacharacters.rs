@@ -31,6 +31,14 @@ const NASTY: &[&str] = &[
     "日本語のテキスト ✓ Ünïcödé",
 ];
 
+/// The domain's validation, as every action runs it first, of JSON read as an input type.
+macro_rules! validated {
+    ($input:ty, $($json:tt)+) => {{
+        let input: $input = serde_json::from_value(json!($($json)+)).expect("an input of that shape");
+        fawkes_domain::validate(&input)
+    }};
+}
+
 /// The error envelope, or a success: never a 5xx, never a bare error.
 #[track_caller]
 fn harmless(reply: &Reply, what: &str) {
@@ -546,6 +554,82 @@ async fn nul_is_refused_alike_on_every_database(s: TestServer) {
             .await
             .expect_error(400, "invalid_query");
     }
+    // Channels and pages reach the domain without the REST extractors: its validation refuses
+    // U+0000 in every text it stores or looks up, whichever way the text came in.
+    let admin = s
+        .domain
+        .accounts
+        .authenticate(token)
+        .await
+        .expect("the admin's token");
+    let posted = s
+        .domain
+        .messaging
+        .post_message(
+            &admin,
+            slug,
+            fawkes_domain::messaging::MessageBody {
+                body: "a\u{0}b".to_owned(),
+            },
+        )
+        .await;
+    assert!(
+        matches!(&posted, Err(fawkes_domain::DomainError::Validation(f)) if f.contains_key("body")),
+        "{posted:?}"
+    );
+    let search = s.domain.accounts.search_users(&admin, "a\u{0}", 10).await;
+    assert!(
+        matches!(&search, Err(fawkes_domain::DomainError::Validation(f)) if f.contains_key("query")),
+        "{search:?}"
+    );
+    let members = s.domain.messaging.list_members(&admin, "a\u{0}b").await;
+    assert!(
+        matches!(members, Err(fawkes_domain::DomainError::NotFound(_))),
+        "a room named with U+0000 (a channel topic can carry one) is simply not there"
+    );
+    use fawkes_domain::{accounts, comments, messaging, posts};
+    let checked = [
+        (
+            "login",
+            validated!(accounts::LoginInput, { "login": "a\u{0}", "password": "pw" }),
+        ),
+        (
+            "device_id",
+            validated!(accounts::LoginInput, { "login": "a", "password": "pw", "device_id": "d\u{0}" }),
+        ),
+        (
+            "device_name",
+            validated!(accounts::RegisterInput, { "email": "a@example.com", "username": "abc", "password": "long enough", "device_name": "d\u{0}" }),
+        ),
+        (
+            "name",
+            validated!(messaging::NewRoom, { "slug": "s", "name": "n\u{0}" }),
+        ),
+        (
+            "content",
+            validated!(comments::CommentContent, { "content": "c\u{0}" }),
+        ),
+        (
+            "title",
+            validated!(posts::NewPost, { "title": "t\u{0}", "body": "" }),
+        ),
+        ("body", validated!(posts::PostChanges, { "body": "b\u{0}" })),
+        (
+            "body",
+            validated!(posts::NewPostComment, { "body": "b\u{0}" }),
+        ),
+        (
+            "name",
+            validated!(accounts::NewApiKey, { "name": "k\u{0}", "scopes": ["publish"] }),
+        ),
+    ];
+    for (field, result) in checked {
+        assert!(
+            matches!(&result, Err(fawkes_domain::DomainError::Validation(f)) if f.contains_key(field)),
+            "{field}: {result:?}"
+        );
+    }
+
     // An escaped backslash followed by `u0000` is plain text.
     let text = "a\\u0000b";
     let message = s

@@ -20,6 +20,23 @@ pub fn validate<T: Validate<Context = ()>>(input: &T) -> Result<(), DomainError>
     })
 }
 
+/// A rule for text that is stored or looked up: PostgreSQL cannot hold U+0000 in text and fails
+/// the whole statement, where SQLite and MySQL keep it. Refusing it here keeps the backends alike
+/// whichever way the text came in (REST, a channel, a page form).
+pub(crate) fn no_nul(value: &str, _: &()) -> garde::Result {
+    if value.contains('\0') {
+        return Err(garde::Error::new("must not contain the character U+0000"));
+    }
+    Ok(())
+}
+
+/// [`no_nul`] for an optional field.
+pub(crate) fn no_nul_if_given(value: &Option<String>, context: &()) -> garde::Result {
+    value
+        .as_deref()
+        .map_or(Ok(()), |text| no_nul(text, context))
+}
+
 /// A rule for text that must say something: not empty once surrounding white space is gone.
 pub(crate) fn not_blank(value: &str, _: &()) -> garde::Result {
     if value.trim().is_empty() {

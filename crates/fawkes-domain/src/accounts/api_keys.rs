@@ -69,7 +69,8 @@ pub struct CreatedApiKey {
 pub struct NewApiKey {
     #[garde(
         length(chars, min = 1, max = 100),
-        custom(crate::validation::not_blank)
+        custom(crate::validation::not_blank),
+        custom(crate::validation::no_nul)
     )]
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     #[schema(example = "payments-service")]

@@ -87,6 +87,12 @@ impl Accounts {
             ));
         }
         let needle = query.trim().to_lowercase();
+        if needle.contains('\0') {
+            return Err(DomainError::invalid(
+                "query",
+                "must not contain the character U+0000",
+            ));
+        }
         if needle.chars().count() > MAX_SEARCH_CHARS {
             return Err(DomainError::invalid(
                 "query",

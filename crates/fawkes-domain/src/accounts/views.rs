@@ -121,10 +121,10 @@ pub struct RegisterInput {
     #[schema(example = "correct horse battery")]
     pub password: String,
     /// The client's identifier for this device; the session is bound to it.
-    #[garde(length(min = 1, max = 128))]
+    #[garde(length(min = 1, max = 128), custom(crate::validation::no_nul_if_given))]
     #[schema(min_length = 1)]
     pub device_id: Option<String>,
-    #[garde(length(chars, max = 100))]
+    #[garde(length(chars, max = 100), custom(crate::validation::no_nul_if_given))]
     #[schema(max_length = 100)]
     pub device_name: Option<String>,
 }
@@ -133,7 +133,7 @@ pub struct RegisterInput {
 #[derive(Deserialize, Validate, utoipa::ToSchema)]
 pub struct LoginInput {
     /// Email address or username.
-    #[garde(length(min = 1, max = 254))]
+    #[garde(length(min = 1, max = 254), custom(crate::validation::no_nul))]
     #[schema(min_length = 1)]
     #[schema(example = "ada")]
     pub login: String,
@@ -141,10 +141,10 @@ pub struct LoginInput {
     #[schema(min_length = 1)]
     pub password: String,
     /// The client's identifier for this device; registers it or refreshes its last-seen time.
-    #[garde(length(min = 1, max = 128))]
+    #[garde(length(min = 1, max = 128), custom(crate::validation::no_nul_if_given))]
     #[schema(min_length = 1)]
     pub device_id: Option<String>,
-    #[garde(length(chars, max = 100))]
+    #[garde(length(chars, max = 100), custom(crate::validation::no_nul_if_given))]
     #[schema(max_length = 100)]
     pub device_name: Option<String>,
     /// Free-form details about the device (platform, app version).

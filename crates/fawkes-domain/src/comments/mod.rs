@@ -51,7 +51,11 @@ impl Comment {
 #[derive(Debug, Clone, Deserialize, Validate, utoipa::ToSchema)]
 pub struct CommentContent {
     /// 1 to 2000 characters, not only white space.
-    #[garde(length(chars, min = 1, max = 2000), custom(not_blank))]
+    #[garde(
+        length(chars, min = 1, max = 2000),
+        custom(not_blank),
+        custom(crate::validation::no_nul)
+    )]
     #[schema(min_length = 1, max_length = 2000, pattern = r"\S")]
     #[schema(example = "Great video!")]
     pub content: String,

@@ -184,6 +184,11 @@ impl Messaging {
         actor: &Actor,
         slug: &str,
     ) -> Result<room::Model, DomainError> {
+        // No slug holds U+0000 (creation checks the pattern), and PostgreSQL would fail the
+        // lookup rather than find nothing.
+        if slug.contains('\0') {
+            return Err(DomainError::NotFound("room"));
+        }
         let room = room::Entity::find()
             .filter(room::Column::Slug.eq(slug))
             .one(self.db.as_ref())

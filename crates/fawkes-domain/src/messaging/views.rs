@@ -86,7 +86,11 @@ pub struct NewRoom {
     #[schema(min_length = 1, max_length = 64, pattern = r"^[a-z0-9][a-z0-9_-]*$")]
     #[schema(example = "rust-lovers")]
     pub slug: String,
-    #[garde(length(chars, min = 1, max = 100), custom(not_blank))]
+    #[garde(
+        length(chars, min = 1, max = 100),
+        custom(not_blank),
+        custom(crate::validation::no_nul)
+    )]
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     #[schema(example = "Rust lovers")]
     pub name: String,
@@ -99,7 +103,11 @@ pub struct NewRoom {
 #[derive(Debug, Clone, Deserialize, Validate, utoipa::ToSchema)]
 pub struct MessageBody {
     /// 1 to 4000 characters, not only white space.
-    #[garde(length(chars, min = 1, max = 4000), custom(not_blank))]
+    #[garde(
+        length(chars, min = 1, max = 4000),
+        custom(not_blank),
+        custom(crate::validation::no_nul)
+    )]
     #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
     #[schema(example = "Hello, lobby!")]
     pub body: String,

@@ -93,12 +93,16 @@ impl PostComment {
 #[derive(Debug, Clone, Default, Deserialize, Validate, utoipa::ToSchema)]
 pub struct NewPost {
     /// 1 to 200 characters, not only white space.
-    #[garde(length(chars, min = 1, max = 200), custom(not_blank))]
+    #[garde(
+        length(chars, min = 1, max = 200),
+        custom(not_blank),
+        custom(crate::validation::no_nul)
+    )]
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     #[schema(example = "Hello, posts")]
     pub title: String,
     /// At most 20000 characters; may be empty while a draft.
-    #[garde(length(chars, max = 20000))]
+    #[garde(length(chars, max = 20000), custom(crate::validation::no_nul))]
     #[schema(max_length = 20000)]
     #[serde(default)]
     #[schema(example = "The first post.")]
@@ -109,11 +113,15 @@ pub struct NewPost {
 #[derive(Debug, Clone, Default, Deserialize, Validate, utoipa::ToSchema)]
 pub struct PostChanges {
     /// 1 to 200 characters, not only white space.
-    #[garde(length(chars, min = 1, max = 200), custom(not_blank_if_given))]
+    #[garde(
+        length(chars, min = 1, max = 200),
+        custom(not_blank_if_given),
+        custom(crate::validation::no_nul_if_given)
+    )]
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub title: Option<String>,
     /// At most 20000 characters; a published post's body cannot become empty.
-    #[garde(length(chars, max = 20000))]
+    #[garde(length(chars, max = 20000), custom(crate::validation::no_nul_if_given))]
     #[schema(max_length = 20000)]
     pub body: Option<String>,
 }
@@ -122,7 +130,11 @@ pub struct PostChanges {
 #[derive(Debug, Clone, Deserialize, Validate, utoipa::ToSchema)]
 pub struct NewPostComment {
     /// 1 to 4000 characters, not only white space.
-    #[garde(length(chars, min = 1, max = 4000), custom(not_blank))]
+    #[garde(
+        length(chars, min = 1, max = 4000),
+        custom(not_blank),
+        custom(crate::validation::no_nul)
+    )]
     #[schema(min_length = 1, max_length = 4000, pattern = r"\S")]
     #[schema(example = "Nice post!")]
     pub body: String,
