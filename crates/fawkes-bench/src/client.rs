@@ -1,6 +1,6 @@
 //! The connections: each one a real WebSocket speaking Phoenix V2 JSON. What every scenario
 //! shares: accounts, the target (Fawkes or the Node peer), opening a socket from a spread of
-//! source addresses, and the idle/fan-out fleet joined to `room:lobby`.
+//! source addresses, and the idle/fan-out fleet joined to [`FLEET_TOPIC`].
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -124,10 +124,18 @@ pub async fn create_room(
     Ok(())
 }
 
+/// The topic the idle and fan-out fleets join: a video's comment thread, which stores and
+/// broadcasts like a room but tracks no presence. In a room every join would also send each
+/// member a `presence_diff` and the joiner the whole presence state (O(N²) frames for N
+/// members): that cost is what the presence scenario measures, not idle memory or fan-out.
+pub const FLEET_TOPIC: &str = "comments:bench";
+/// The event a fleet broadcast arrives as.
+const FLEET_EVENT: &str = "new_comment";
+
 /// What a fleet connects to and how a broadcast is made there.
 pub enum Target {
-    /// Fawkes: sockets carry the token; a broadcast is a message posted over REST (stored,
-    /// then sent as `new_msg` to everyone in `room:lobby`).
+    /// Fawkes: sockets carry the token; a broadcast is a comment posted over REST (stored,
+    /// then sent as `new_comment` to everyone in [`FLEET_TOPIC`]).
     Fawkes { base: String, token: String },
     /// The Node `ws` peer (`bench/peer`): a broadcast is `POST /broadcast`.
     Peer { base: String },
@@ -155,15 +163,15 @@ impl Target {
         socket_url(self.base(), token)
     }
 
-    /// Sends one `new_msg` carrying `tag` to every connection joined to `room:lobby`.
+    /// Sends one `new_comment` carrying `tag` to every connection joined to [`FLEET_TOPIC`].
     async fn broadcast(&self, http: &reqwest::Client, tag: &str) -> anyhow::Result<()> {
         let request = match self {
             Target::Fawkes { base, token } => http
-                .post(format!("{base}/api/v1/rooms/lobby/messages"))
+                .post(format!("{base}/api/v1/videos/bench/comments"))
                 .bearer_auth(token)
-                .json(&json!({"body": tag})),
+                .json(&json!({"content": tag})),
             Target::Peer { base } => http.post(format!("{base}/broadcast")).json(
-                &json!({"topic": "room:lobby", "event": "new_msg", "payload": {"body": tag}}),
+                &json!({"topic": FLEET_TOPIC, "event": FLEET_EVENT, "payload": {"content": tag}}),
             ),
         };
         let response = request.timeout(BOUND).send().await?;
@@ -251,7 +259,7 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Opens `size` connections and joins each to `room:lobby`.
+    /// Opens `size` connections and joins each to [`FLEET_TOPIC`].
     pub async fn connect(target: &Target, size: usize) -> anyhow::Result<Fleet> {
         let url = target.socket_url();
         let server = server_addr(target.base()).await?;
@@ -286,7 +294,7 @@ impl Fleet {
                     }
                 };
                 let (mut sink, mut stream) = stream.split();
-                let join = frame(Some("1"), Some("1"), "room:lobby", "phx_join", json!({}));
+                let join = frame(Some("1"), Some("1"), FLEET_TOPIC, "phx_join", json!({}));
                 if sink.send(join).await.is_err() {
                     failed.fetch_add(1, Ordering::Relaxed);
                     return;
@@ -313,7 +321,7 @@ impl Fleet {
                                 continue;
                             }
                             let tag = tags.borrow_and_update().clone();
-                            if !tag.is_empty() && text.contains("new_msg") && text.contains(&tag) {
+                            if !tag.is_empty() && text.contains(FLEET_EVENT) && text.contains(&tag) {
                                 *last_receipt.lock().await = Some(Instant::now());
                                 received.fetch_add(1, Ordering::Relaxed);
                             }

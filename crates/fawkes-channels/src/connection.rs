@@ -35,7 +35,9 @@ pub(crate) struct Connection<H: SocketHandler> {
     endpoint: Endpoint,
     assigns: Arc<H::Assigns>,
     handle: Arc<ConnectionHandle>,
-    channels: HashMap<String, Joined<H::Assigns>>,
+    /// Boxed: the table keeps a few empty slots, which should cost a pointer each, not a
+    /// channel each (idle memory per connection).
+    channels: HashMap<String, Box<Joined<H::Assigns>>>,
     max_channels: usize,
     limiter: Option<EventLimiter>,
     refused_in_a_row: u32,
@@ -229,11 +231,11 @@ impl<H: SocketHandler> Connection<H> {
                     .await;
                 self.channels.insert(
                     topic.to_owned(),
-                    Joined {
+                    Box::new(Joined {
                         join_ref,
                         channel,
                         ctx,
-                    },
+                    }),
                 );
                 tracing::debug!(topic, "channel joined");
                 if after.is_err() {
@@ -378,7 +380,7 @@ impl<H: SocketHandler> Connection<H> {
     }
 
     /// Unsubscribes a channel and lets it clean up.
-    async fn stop(&mut self, mut joined: Joined<H::Assigns>, reason: StopReason) {
+    async fn stop(&mut self, mut joined: Box<Joined<H::Assigns>>, reason: StopReason) {
         self.endpoint
             .unsubscribe(&joined.ctx.topic, joined.ctx.channel_id);
         let terminated = AssertUnwindSafe(joined.channel.terminate(reason, &mut joined.ctx))

@@ -103,7 +103,9 @@ async fn run<H: SocketHandler>(
             biased;
             message = inbox_rx.recv() => match message {
                 Some(Inbox::Close(code, reason)) => break Some((code, reason)),
-                Some(Inbox::Intercepted { channel_id, message }) => connection.intercepted(channel_id, message).await,
+                Some(Inbox::Intercepted { channel_id, message }) => {
+                    Box::pin(connection.intercepted(channel_id, message)).await
+                }
                 None => break None,
             },
             frame = stream.next() => {
@@ -118,7 +120,9 @@ async fn run<H: SocketHandler>(
                 stats.frames_in.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 match decoded {
                     Ok(message) => {
-                        if let Flow::Close(code, reason) = connection.handle(message).await {
+                        // Boxed, so this task's idle state does not reserve room for the
+                        // largest handler future (idle memory per connection).
+                        if let Flow::Close(code, reason) = Box::pin(connection.handle(message)).await {
                             break Some((code, reason));
                         }
                     }
@@ -131,7 +135,7 @@ async fn run<H: SocketHandler>(
             () = &mut idle => break Some((1001, "idle timeout")),
         }
     };
-    connection.close_all().await;
+    Box::pin(connection.close_all()).await;
     disconnects.detach(&endpoint);
     stats
         .connections

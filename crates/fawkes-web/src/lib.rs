@@ -62,7 +62,7 @@ pub fn app(state: AppState, settings: &HttpSettings, signer: fawkes_live::Signer
     let sockets = fawkes_channels::router(
         state.endpoint.clone(),
         std::sync::Arc::new(channels::AppSocket {
-            domain: state.domain.clone(),
+            domain: std::sync::Arc::new(state.domain.clone()),
             allow_guests: settings.allow_guests,
             presence_updates: settings.presence_updates,
             metrics: state.metrics.clone(),

@@ -2,6 +2,8 @@
 
 use async_trait::async_trait;
 use fawkes_channels::{Channel, ChannelContext, HandleIn, Payload, Reply};
+use std::sync::Arc;
+
 use fawkes_domain::Domain;
 use fawkes_domain::comments::CommentContent;
 use serde::Deserialize;
@@ -11,12 +13,12 @@ use uuid::Uuid;
 use super::{SocketIdentity, join_refusal, respond};
 
 pub(super) struct CommentsChannel {
-    domain: Domain,
+    domain: Arc<Domain>,
     video_id: String,
 }
 
 impl CommentsChannel {
-    pub(super) fn new(domain: Domain, video_id: &str) -> Self {
+    pub(super) fn new(domain: Arc<Domain>, video_id: &str) -> Self {
         Self {
             domain,
             video_id: video_id.to_owned(),

@@ -56,7 +56,8 @@ impl std::fmt::Debug for PresenceLimit {
 /// Accepts sockets whose `token` param (or `authToken`) is a valid access token; guests only
 /// when configured.
 pub struct AppSocket {
-    pub domain: Domain,
+    /// Shared with every channel the sockets join: one pointer per channel, not a copy.
+    pub domain: Arc<Domain>,
     pub allow_guests: bool,
     /// Presence updates per second and burst, per socket.
     pub presence_updates: Option<(u32, u32)>,

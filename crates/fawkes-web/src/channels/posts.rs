@@ -6,18 +6,19 @@ use fawkes_channels::{Channel, ChannelContext, HandleIn, HandleOut, Payload, Rep
 use fawkes_domain::posts::{NewPostComment, Posts};
 use fawkes_domain::{Domain, DomainError};
 use serde_json::{Value, json};
+use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{SocketIdentity, join_refusal, respond, to_json};
 
 pub(super) struct PostChannel {
-    domain: Domain,
+    domain: Arc<Domain>,
     /// `None` when the topic does not name a post id: such a join is refused.
     post_id: Option<Uuid>,
 }
 
 impl PostChannel {
-    pub(super) fn new(domain: Domain, post_id: &str) -> Self {
+    pub(super) fn new(domain: Arc<Domain>, post_id: &str) -> Self {
         Self {
             domain,
             post_id: post_id.parse().ok(),

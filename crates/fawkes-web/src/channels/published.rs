@@ -3,17 +3,19 @@
 
 use async_trait::async_trait;
 use fawkes_channels::{Channel, ChannelContext, HandleIn, Payload, Reply};
+use std::sync::Arc;
+
 use fawkes_domain::Domain;
 use serde_json::{Value, json};
 
 use super::{SocketIdentity, join_refusal};
 
 pub(super) struct PublishedChannel {
-    domain: Domain,
+    domain: Arc<Domain>,
 }
 
 impl PublishedChannel {
-    pub(super) fn new(domain: Domain) -> Self {
+    pub(super) fn new(domain: Arc<Domain>) -> Self {
         Self { domain }
     }
 }

@@ -2,6 +2,8 @@
 
 use async_trait::async_trait;
 use fawkes_channels::{Channel, ChannelContext, HandleIn, Payload, Reply, StopReason};
+use std::sync::Arc;
+
 use fawkes_domain::Domain;
 use fawkes_domain::messaging::MessageBody;
 use fawkes_presence::STATE_EVENT as PRESENCE_STATE;
@@ -15,12 +17,12 @@ use super::{SocketIdentity, join_refusal, parse, respond, to_json};
 const CATCH_UP_LIMIT: u64 = 100;
 
 pub(super) struct RoomChannel {
-    domain: Domain,
+    domain: Arc<Domain>,
     slug: String,
 }
 
 impl RoomChannel {
-    pub(super) fn new(domain: Domain, slug: &str) -> Self {
+    pub(super) fn new(domain: Arc<Domain>, slug: &str) -> Self {
         Self {
             domain,
             slug: slug.to_owned(),
