@@ -54,7 +54,7 @@ impl<H: SocketHandler> Connection<H> {
     ) -> Self {
         let limiter = std::num::NonZeroU32::new(config.events_per_second).map(|rate| {
             let burst = std::num::NonZeroU32::new(config.event_burst).unwrap_or(rate);
-            governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst))
+            crate::socket_rate_limiter(rate, burst)
         });
         Self {
             handler,

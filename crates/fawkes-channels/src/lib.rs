@@ -29,6 +29,21 @@ pub use endpoint::{Endpoint, Stats};
 pub use handler::{Channel, ConnectRequest, HandleIn, HandleOut, Reply, SocketHandler, StopReason};
 pub use message::{Message, Payload};
 
+/// A per-socket rate limiter (`per_second`, `burst`) on the process's one clock: making a
+/// clock reads the CPU's features, which is slow (a VM exit on virtual machines), and each
+/// socket would otherwise make its own when it connects.
+pub fn socket_rate_limiter(
+    per_second: std::num::NonZeroU32,
+    burst: std::num::NonZeroU32,
+) -> governor::DefaultDirectRateLimiter {
+    static CLOCK: std::sync::OnceLock<governor::clock::DefaultClock> = std::sync::OnceLock::new();
+    let clock = CLOCK.get_or_init(governor::clock::DefaultClock::default);
+    governor::RateLimiter::direct_with_clock(
+        governor::Quota::per_second(per_second).allow_burst(burst),
+        clock.clone(),
+    )
+}
+
 /// Limits and timeouts of a socket endpoint.
 #[derive(Debug, Clone)]
 pub struct SocketConfig {

@@ -70,9 +70,7 @@ impl AppSocket {
         let rate = NonZeroU32::new(rate)?;
         let burst = NonZeroU32::new(burst).unwrap_or(rate);
         Some(Arc::new(PresenceLimit {
-            limiter: governor::RateLimiter::direct(
-                governor::Quota::per_second(rate).allow_burst(burst),
-            ),
+            limiter: fawkes_channels::socket_rate_limiter(rate, burst),
             metrics: self.metrics.clone(),
         }))
     }
