@@ -768,6 +768,9 @@ async fn postgres_outage_answers_503_and_recovers_without_restart() {
     )
     .await;
     let token = fawkes.register("ada").await;
+    // Never used before the outage, so no node has its session cached: connecting with it
+    // needs the database.
+    let unchecked = fawkes.register("bob").await;
     fawkes.create_room(&token, "outage").await;
     let mut created: Vec<String> = Vec::new();
     for i in 0..5 {
@@ -907,6 +910,19 @@ async fn postgres_outage_answers_503_and_recovers_without_restart() {
         assert_envelope(status, &body);
         assert_eq!(body["error"]["code"], "service_unavailable", "{body}");
     }
+
+    // A socket whose token cannot be checked is told to come back (503), not that its token is
+    // bad (403).
+    let socket = format!(
+        "ws://127.0.0.1:{}/socket/websocket?token={unchecked}&vsn=2.0.0",
+        fawkes.port
+    );
+    let refusal = connect_raw(&socket, &[]).await.err().map(|r| r.status());
+    assert_eq!(
+        refusal,
+        Some(Some(reqwest::StatusCode::SERVICE_UNAVAILABLE)),
+        "a socket connecting during the outage"
+    );
 
     postgres.start();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -28,8 +28,8 @@ pub trait SocketHandler: Send + Sync + 'static {
     /// every channel it joins.
     type Assigns: Send + Sync + 'static;
 
-    /// Accepts the connection with its assigns, or refuses it (HTTP 403).
-    async fn connect(&self, request: &ConnectRequest) -> Option<Self::Assigns>;
+    /// Accepts the connection with its assigns, or says why not.
+    async fn connect(&self, request: &ConnectRequest) -> Result<Self::Assigns, ConnectRefusal>;
 
     /// Topics on which a `disconnect` broadcast closes this connection with code 1001: how one
     /// call signs out every socket of a user or a session.
@@ -37,6 +37,25 @@ pub trait SocketHandler: Send + Sync + 'static {
 
     /// A new channel for `topic`, or `None` when no route matches ("unmatched topic").
     fn channel(&self, topic: &str) -> Option<Box<dyn Channel<Self::Assigns>>>;
+}
+
+/// Why a connection was not accepted: the client is told apart a refusal from an outage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectRefusal {
+    /// Missing or wrong credentials, a foreign origin: HTTP 403.
+    Forbidden,
+    /// What the check needs (the database) did not answer: HTTP 503, so the client retries
+    /// instead of concluding that its token is bad.
+    Unavailable,
+}
+
+impl ConnectRefusal {
+    pub fn status(self) -> axum::http::StatusCode {
+        match self {
+            ConnectRefusal::Forbidden => axum::http::StatusCode::FORBIDDEN,
+            ConnectRefusal::Unavailable => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
 }
 
 /// The status and payload of a reply.

@@ -26,7 +26,9 @@ use axum::routing::{any, get};
 
 pub use context::{ChannelContext, PushHandle, ReplyHandle};
 pub use endpoint::{Endpoint, Stats};
-pub use handler::{Channel, ConnectRequest, HandleIn, HandleOut, Reply, SocketHandler, StopReason};
+pub use handler::{
+    Channel, ConnectRefusal, ConnectRequest, HandleIn, HandleOut, Reply, SocketHandler, StopReason,
+};
 pub use message::{Message, Payload};
 
 /// A per-socket rate limiter (`per_second`, `burst`) on the process's one clock: making a

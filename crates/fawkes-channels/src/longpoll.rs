@@ -158,8 +158,9 @@ async fn open<H: SocketHandler>(
         auth_token,
         headers: headers.clone(),
     };
-    let Some(assigns) = state.handler.connect(&request).await else {
-        return status_only(403);
+    let assigns = match state.handler.connect(&request).await {
+        Ok(assigns) => assigns,
+        Err(refusal) => return status_only(refusal.status().as_u16()),
     };
     let mut bytes = [0u8; 24];
     rand_fill(&mut bytes);

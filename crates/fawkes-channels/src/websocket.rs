@@ -43,8 +43,9 @@ pub(crate) async fn upgrade<H: SocketHandler>(
         auth_token: auth_token_from_protocols(&headers),
         headers,
     };
-    let Some(assigns) = state.handler.connect(&request).await else {
-        return StatusCode::FORBIDDEN.into_response();
+    let assigns = match state.handler.connect(&request).await {
+        Ok(assigns) => assigns,
+        Err(refusal) => return refusal.status().into_response(),
     };
     let config = &state.config;
     // Made here, inside the upgrade request's span, so the connection's lines carry both its own

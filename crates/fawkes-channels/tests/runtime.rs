@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fawkes_channels::{
-    Channel, ChannelContext, ConnectRequest, Endpoint, HandleIn, HandleOut, Payload, Reply,
-    SocketConfig, SocketHandler,
+    Channel, ChannelContext, ConnectRefusal, ConnectRequest, Endpoint, HandleIn, HandleOut,
+    Payload, Reply, SocketConfig, SocketHandler,
 };
 use fawkes_pubsub::PubSub;
 use futures_util::{SinkExt, StreamExt};
@@ -20,8 +20,12 @@ struct TestApp;
 impl SocketHandler for TestApp {
     type Assigns = String;
 
-    async fn connect(&self, request: &ConnectRequest) -> Option<String> {
-        request.params.get("user").cloned()
+    async fn connect(&self, request: &ConnectRequest) -> Result<String, ConnectRefusal> {
+        request
+            .params
+            .get("user")
+            .cloned()
+            .ok_or(ConnectRefusal::Forbidden)
     }
 
     fn socket_ids(&self, user: &String) -> Vec<String> {

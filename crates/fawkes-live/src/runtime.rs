@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fawkes_channels::{
-    Channel, ChannelContext, ConnectRequest, HandleIn, Payload, PushHandle, Reply, SocketHandler,
-    StopReason,
+    Channel, ChannelContext, ConnectRefusal, ConnectRequest, HandleIn, Payload, PushHandle, Reply,
+    SocketHandler, StopReason,
 };
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -176,17 +176,20 @@ impl<A: LiveApp> LiveSocket<A> {
 impl<A: LiveApp> SocketHandler for LiveSocket<A> {
     type Assigns = ();
 
-    async fn connect(&self, request: &ConnectRequest) -> Option<()> {
+    async fn connect(&self, request: &ConnectRequest) -> Result<(), ConnectRefusal> {
         if !same_origin(&request.headers, &self.live.config.allowed_origins) {
             tracing::info!("live socket refused: foreign Origin");
-            return None;
+            return Err(ConnectRefusal::Forbidden);
         }
-        let token = request.params.get("_csrf_token")?;
+        let token = request
+            .params
+            .get("_csrf_token")
+            .ok_or(ConnectRefusal::Forbidden)?;
         if !csrf_valid(&self.live.signer, token, &request.headers) {
             tracing::info!("live socket refused: CSRF token does not match the browser");
-            return None;
+            return Err(ConnectRefusal::Forbidden);
         }
-        Some(())
+        Ok(())
     }
 
     fn socket_ids(&self, _assigns: &()) -> Vec<String> {

@@ -8,7 +8,9 @@ mod published;
 mod room;
 
 use async_trait::async_trait;
-use fawkes_channels::{Channel, ConnectRequest, HandleIn, Payload, Reply, SocketHandler};
+use fawkes_channels::{
+    Channel, ConnectRefusal, ConnectRequest, HandleIn, Payload, Reply, SocketHandler,
+};
 use fawkes_domain::accounts::{session_socket_topic, user_socket_topic};
 use fawkes_domain::{Actor, Domain, DomainError};
 use serde::de::DeserializeOwned;
@@ -80,19 +82,32 @@ impl AppSocket {
 impl SocketHandler for AppSocket {
     type Assigns = SocketIdentity;
 
-    async fn connect(&self, request: &ConnectRequest) -> Option<SocketIdentity> {
+    async fn connect(&self, request: &ConnectRequest) -> Result<SocketIdentity, ConnectRefusal> {
         let token = request
             .auth_token
             .as_deref()
             .or(request.params.get("token").map(String::as_str));
         let Some(token) = token.filter(|t| !t.is_empty()) else {
-            return self.allow_guests.then_some(SocketIdentity {
-                actor: Actor::Anonymous,
-                username: None,
-                presence_limit: None,
-            });
+            return self
+                .allow_guests
+                .then_some(SocketIdentity {
+                    actor: Actor::Anonymous,
+                    username: None,
+                    presence_limit: None,
+                })
+                .ok_or(ConnectRefusal::Forbidden);
         };
-        let actor = self.domain.accounts.authenticate(token).await.ok()?;
+        let actor =
+            self.domain
+                .accounts
+                .authenticate(token)
+                .await
+                .map_err(|error| match error {
+                    DomainError::Unavailable(_) | DomainError::StorageFull(_) => {
+                        ConnectRefusal::Unavailable
+                    }
+                    _ => ConnectRefusal::Forbidden,
+                })?;
         let username = self
             .domain
             .accounts
@@ -100,7 +115,7 @@ impl SocketHandler for AppSocket {
             .await
             .ok()
             .map(|user| user.username);
-        Some(SocketIdentity {
+        Ok(SocketIdentity {
             actor,
             username,
             presence_limit: self.presence_limit(),
