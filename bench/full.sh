@@ -15,6 +15,8 @@ OUT="${OUT:-bench/results/full}"
 PG_ADMIN="${PG_ADMIN:-postgres://postgres@127.0.0.1:5432}"
 IDLE_SECONDS="${IDLE_SECONDS:-300}"
 CONNECTIONS="${CONNECTIONS:-19000}"
+# Which parts to run: any of idle, fanout, db (chat, presence and REST on both databases).
+PARTS="${PARTS:-idle fanout db}"
 mkdir -p "$OUT"
 scratch=$(mktemp -d)
 server_pid=""
@@ -56,12 +58,19 @@ fresh_postgres() {
 
 bench() { "$BIN/fawkes-bench" "$@" --server-pid "$server_pid" --out "$OUT"; }
 
-echo "== idle: $CONNECTIONS connections for ${IDLE_SECONDS}s, then the peer"
-start_server idle
-bench idle --connections "$CONNECTIONS" --seconds "$IDLE_SECONDS" --peer
-echo "== fan-out: $CONNECTIONS subscribers, 20 broadcasts, then the peer"
-start_server fanout
-bench fanout --connections "$CONNECTIONS" --repeats 20 --peer
+part() { [[ " $PARTS " == *" $1 "* ]]; }
+
+if part idle; then
+  echo "== idle: $CONNECTIONS connections for ${IDLE_SECONDS}s, then the peer"
+  start_server idle
+  bench idle --connections "$CONNECTIONS" --seconds "$IDLE_SECONDS" --peer
+fi
+if part fanout; then
+  echo "== fan-out: $CONNECTIONS subscribers, 20 broadcasts, then the peer"
+  start_server fanout
+  bench fanout --connections "$CONNECTIONS" --repeats 20 --peer
+fi
+part db || exit 0
 for db in sqlite postgres; do
   url=""
   [[ $db == postgres ]] && url=$(fresh_postgres)

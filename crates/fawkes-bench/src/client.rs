@@ -155,6 +155,16 @@ impl Target {
         }
     }
 
+    /// The first connection number of this target's fleet: the peer's fleet comes from other
+    /// source addresses, so the Fawkes run's sockets still in TIME_WAIT (60 s after they
+    /// closed) cannot leave it without ports.
+    fn first_connection(&self) -> usize {
+        match self {
+            Target::Fawkes { .. } => 0,
+            Target::Peer { .. } => 125 * CONNECTIONS_PER_ADDRESS,
+        }
+    }
+
     fn socket_url(&self) -> String {
         let token = match self {
             Target::Fawkes { token, .. } => token.as_str(),
@@ -262,6 +272,7 @@ impl Fleet {
     /// Opens `size` connections and joins each to [`FLEET_TOPIC`].
     pub async fn connect(target: &Target, size: usize) -> anyhow::Result<Fleet> {
         let url = target.socket_url();
+        let first = target.first_connection();
         let server = server_addr(target.base()).await?;
         let (expected, _) = watch::channel(String::new());
         let received = Arc::new(AtomicUsize::new(0));
@@ -285,7 +296,7 @@ impl Fleet {
             let mut tags = expected.subscribe();
             let mut permit = Some(permit);
             tasks.spawn(async move {
-                let stream = match open(&url, server, n).await {
+                let stream = match open(&url, server, first + n).await {
                     Ok(stream) => stream,
                     Err(e) => {
                         eprintln!("connection {n} failed: {e}");
@@ -414,6 +425,9 @@ impl Fleet {
 pub async fn open(url: &str, server: SocketAddr, n: usize) -> anyhow::Result<Ws> {
     let source = source_address(n);
     let socket = TcpSocket::new_v4()?;
+    // Lets the next run take ports whose last connection is still in TIME_WAIT (both sockets
+    // must carry the flag), so runs can follow each other without a minute's pause.
+    socket.set_reuseaddr(true)?;
     socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
     let stream = tokio::time::timeout(BOUND, socket.connect(server)).await??;
     stream.set_nodelay(true)?;
@@ -422,12 +436,16 @@ pub async fn open(url: &str, server: SocketAddr, n: usize) -> anyhow::Result<Ws>
     Ok(ws)
 }
 
+/// Connections from one source address: below the 28,232 ports of Linux's default ephemeral
+/// range.
+const CONNECTIONS_PER_ADDRESS: usize = 20_000;
+
 fn source_address(n: usize) -> Ipv4Addr {
     Ipv4Addr::new(
         127,
         0,
-        (n / 20_000 / 250) as u8,
-        2 + (n / 20_000 % 250) as u8,
+        (n / CONNECTIONS_PER_ADDRESS / 250) as u8,
+        2 + (n / CONNECTIONS_PER_ADDRESS % 250) as u8,
     )
 }
 
