@@ -52,7 +52,7 @@ start_server() {
 }
 
 fresh_postgres() {
-  psql "$PG_ADMIN/postgres" -qc 'DROP DATABASE IF EXISTS fawkes_bench' -c 'CREATE DATABASE fawkes_bench'
+  psql "$PG_ADMIN/postgres" -qc 'DROP DATABASE IF EXISTS fawkes_bench WITH (FORCE)' -c 'CREATE DATABASE fawkes_bench'
   echo "$PG_ADMIN/fawkes_bench"
 }
 
