@@ -1098,6 +1098,37 @@ fn expire(shared: &Shared, replies: &mut Replies) {
 }
 
 /// Handles a reply to one of this socket's own references; false if it was an error.
+/// What one read from a long-lived socket gave.
+enum Incoming {
+    Frame(client::Frame),
+    /// Not a Phoenix text frame (a ping, say): read on.
+    Skip,
+    /// The socket is gone; counted as an unexpected disconnect unless the run is over.
+    Closed,
+}
+
+fn incoming(
+    read: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    phase: &watch::Receiver<Phase>,
+    shared: &Shared,
+    who: &str,
+    n: usize,
+) -> Incoming {
+    match read {
+        Some(Ok(Message::Text(text))) => {
+            client::parse_frame(&text).map_or(Incoming::Skip, Incoming::Frame)
+        }
+        Some(Ok(Message::Close(_)) | Err(_)) | None => {
+            if *phase.borrow() != Phase::Done {
+                eprintln!("soak: {who} socket {n} closed unexpectedly");
+                shared.error(|e| e.unexpected_disconnects += 1);
+            }
+            Incoming::Closed
+        }
+        Some(Ok(_)) => Incoming::Skip,
+    }
+}
+
 fn on_reply(shared: &Shared, replies: &mut Replies, frame: &client::Frame) -> Option<bool> {
     let reference = frame.reference.as_deref()?;
     let (_, message) = replies.remove(reference)?;
@@ -1169,18 +1200,11 @@ async fn chat_member(
     loop {
         tokio::select! {
             frame = stream.next() => {
-                let text = match frame {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                        if *phase.borrow() != Phase::Done {
-                            eprintln!("soak: chat socket {n} closed unexpectedly");
-                            shared.error(|e| e.unexpected_disconnects += 1);
-                        }
-                        return;
-                    }
-                    Some(Ok(_)) => continue,
+                let frame = match incoming(frame, &phase, &shared, "chat", n) {
+                    Incoming::Frame(frame) => frame,
+                    Incoming::Skip => continue,
+                    Incoming::Closed => return,
                 };
-                let Some(frame) = client::parse_frame(&text) else { continue };
                 match frame.event.as_str() {
                     "phx_reply" => {
                         let answered = on_reply(&shared, &mut replies, &frame);
@@ -1272,18 +1296,11 @@ async fn observe(shared: Arc<Shared>, n: usize, token: String, mut phase: watch:
     loop {
         tokio::select! {
             frame = stream.next() => {
-                let text = match frame {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
-                        if *phase.borrow() != Phase::Done {
-                            eprintln!("soak: observer socket {n} closed unexpectedly");
-                            shared.error(|e| e.unexpected_disconnects += 1);
-                        }
-                        return;
-                    }
-                    Some(Ok(_)) => continue,
+                let frame = match incoming(frame, &phase, &shared, "observer", n) {
+                    Incoming::Frame(frame) => frame,
+                    Incoming::Skip => continue,
+                    Incoming::Closed => return,
                 };
-                let Some(frame) = client::parse_frame(&text) else { continue };
                 match frame.event.as_str() {
                     "phx_reply" => {
                         let answered = on_reply(&shared, &mut replies, &frame);
