@@ -76,8 +76,36 @@ enum UserCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fix_malloc_mmap_threshold();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run())
+}
+
+/// glibc raises its mmap threshold to the size of any mapped block that is freed (up to 32 MiB);
+/// from then on blocks of that size come from the heap of the thread that asked, and stay there
+/// once freed. Each Argon2id hash takes a 19 MiB block on a blocking-pool thread, so a server
+/// kept about 19 MiB per thread that ever hashed: 272 MiB of RSS after 16 sign-ups, against
+/// 38 MiB with the threshold fixed. Setting it turns the raising off, so such blocks are mapped
+/// and unmapped each time.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn fix_malloc_mmap_threshold() {
+    // glibc's own starting value.
+    const THRESHOLD: libc::c_int = 128 * 1024;
+    // SAFETY: mallopt takes plain integers and changes only malloc's own parameters; it returns
+    // 0 on a value it refuses, and the default then stays. glibc marks it unsafe to call while
+    // another thread may be initialising malloc; this runs first thing in `main`, before the
+    // runtime or any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let overrides = Overrides {
         env: cli.env,

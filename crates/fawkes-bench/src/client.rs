@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use std::sync::{Mutex, PoisonError};
 use tokio::net::TcpSocket;
-use tokio::sync::{Mutex, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Longest any single wait may take; a run never hangs.
 pub const BOUND: Duration = Duration::from_secs(60);
@@ -132,6 +134,13 @@ pub const FLEET_TOPIC: &str = "comments:bench";
 /// The event a fleet broadcast arrives as.
 const FLEET_EVENT: &str = "new_comment";
 
+/// The scenario a fleet is for, which picks its source addresses.
+#[derive(Clone, Copy)]
+pub enum FleetRun {
+    Idle,
+    Fanout,
+}
+
 /// What a fleet connects to and how a broadcast is made there.
 pub enum Target {
     /// Fawkes: sockets carry the token; a broadcast is a comment posted over REST (stored,
@@ -155,14 +164,19 @@ impl Target {
         }
     }
 
-    /// The first connection number of this target's fleet: the peer's fleet comes from other
-    /// source addresses, so the Fawkes run's sockets still in TIME_WAIT (60 s after they
-    /// closed) cannot leave it without ports.
-    fn first_connection(&self) -> usize {
-        match self {
+    /// The first connection number of this target's fleet for `run`. Each target and each run
+    /// has source addresses of its own: `bench/full.sh` runs them a minute apart or less, and
+    /// the sockets of a finished run hold their ports in TIME_WAIT for 60 s.
+    fn first_connection(&self, run: FleetRun) -> usize {
+        let target = match self {
             Target::Fawkes { .. } => 0,
-            Target::Peer { .. } => 125 * CONNECTIONS_PER_ADDRESS,
-        }
+            Target::Peer { .. } => PEER_FIRST_CONNECTION,
+        };
+        let run = match run {
+            FleetRun::Idle => 0,
+            FleetRun::Fanout => 25 * CONNECTIONS_PER_ADDRESS,
+        };
+        target + run
     }
 
     fn socket_url(&self) -> String {
@@ -174,7 +188,7 @@ impl Target {
     }
 
     /// Sends one `new_comment` carrying `tag` to every connection joined to [`FLEET_TOPIC`].
-    async fn broadcast(&self, http: &reqwest::Client, tag: &str) -> anyhow::Result<()> {
+    pub async fn broadcast(&self, http: &reqwest::Client, tag: &str) -> anyhow::Result<()> {
         let request = match self {
             Target::Fawkes { base, token } => http
                 .post(format!("{base}/api/v1/videos/bench/comments"))
@@ -264,19 +278,29 @@ pub struct Fleet {
     /// Latest fan-out tag each connection must see; the count of those that have.
     expected: watch::Sender<String>,
     received: Arc<AtomicUsize>,
-    last_receipt: Arc<Mutex<Option<Instant>>>,
+    /// When the latest expected message arrived.
+    received_at: Arc<Mutex<Option<Instant>>>,
     size: usize,
 }
 
 impl Fleet {
     /// Opens `size` connections and joins each to [`FLEET_TOPIC`].
-    pub async fn connect(target: &Target, size: usize) -> anyhow::Result<Fleet> {
+    pub async fn connect(target: &Target, size: usize, run: FleetRun) -> anyhow::Result<Fleet> {
+        Self::connect_numbered(target, size, target.first_connection(run)).await
+    }
+
+    /// Like [`Fleet::connect`], numbering the connections from `first`: the shards of a
+    /// cluster run each take their own range, so they use their own source addresses.
+    pub async fn connect_numbered(
+        target: &Target,
+        size: usize,
+        first: usize,
+    ) -> anyhow::Result<Fleet> {
         let url = target.socket_url();
-        let first = target.first_connection();
         let server = server_addr(target.base()).await?;
         let (expected, _) = watch::channel(String::new());
         let received = Arc::new(AtomicUsize::new(0));
-        let last_receipt = Arc::new(Mutex::new(None));
+        let received_at = Arc::new(Mutex::new(None));
         let joined = Arc::new(AtomicUsize::new(0));
         let failed = Arc::new(AtomicUsize::new(0));
         let mut tasks = JoinSet::new();
@@ -286,12 +310,12 @@ impl Fleet {
             if failed.load(Ordering::Relaxed) > 0 {
                 break;
             }
-            let (url, joined, failed, received, last_receipt) = (
+            let (url, joined, failed, received, received_at) = (
                 url.clone(),
                 joined.clone(),
                 failed.clone(),
                 received.clone(),
-                last_receipt.clone(),
+                received_at.clone(),
             );
             let mut tags = expected.subscribe();
             let mut permit = Some(permit);
@@ -333,7 +357,7 @@ impl Fleet {
                             }
                             let tag = tags.borrow_and_update().clone();
                             if !tag.is_empty() && text.contains(FLEET_EVENT) && text.contains(&tag) {
-                                *last_receipt.lock().await = Some(Instant::now());
+                                *received_at.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
                                 received.fetch_add(1, Ordering::Relaxed);
                             }
                         }
@@ -368,7 +392,7 @@ impl Fleet {
             tasks,
             expected,
             received,
-            last_receipt,
+            received_at,
             size,
         })
     }
@@ -395,11 +419,26 @@ impl Fleet {
         n: usize,
     ) -> anyhow::Result<f64> {
         let tag = format!("fanout-{}-{n}", std::process::id());
-        self.received.store(0, Ordering::Relaxed);
-        self.expected.send_replace(tag.clone());
+        self.expect(&tag);
         let sent = Instant::now();
         target.broadcast(http, &tag).await?;
-        let deadline = sent + BOUND;
+        let last = self.last_receipt(sent + BOUND).await?;
+        Ok(last.map_or(0.0, |last| last.duration_since(sent).as_secs_f64()))
+    }
+
+    /// From now on, counts the connections that receive a `new_comment` carrying `tag`.
+    pub fn expect(&self, tag: &str) {
+        self.received.store(0, Ordering::Relaxed);
+        *self
+            .received_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+        self.expected.send_replace(tag.to_owned());
+    }
+
+    /// Waits until every connection has the expected message and returns when the last one got
+    /// it (`None` for an empty fleet); fails at `deadline`.
+    pub async fn last_receipt(&self, deadline: Instant) -> anyhow::Result<Option<Instant>> {
         while self.received.load(Ordering::Relaxed) < self.size {
             if Instant::now() > deadline {
                 bail!(
@@ -410,8 +449,10 @@ impl Fleet {
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let last = self.last_receipt.lock().await.unwrap_or(sent);
-        Ok(last.duration_since(sent).as_secs_f64())
+        Ok(*self
+            .received_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
     }
 
     pub async fn close(mut self) {
@@ -431,14 +472,22 @@ pub async fn open(url: &str, server: SocketAddr, n: usize) -> anyhow::Result<Ws>
     socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
     let stream = tokio::time::timeout(BOUND, socket.connect(server)).await??;
     stream.set_nodelay(true)?;
-    let (ws, _) =
-        tokio::time::timeout(BOUND, tokio_tungstenite::client_async(url, stream)).await??;
+    // tungstenite reserves 128 KiB per socket for reading by default: 12 GiB for the 95,000
+    // connections of a cluster run. Frames here are small.
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let handshake = tokio_tungstenite::client_async_with_config(url, stream, Some(config));
+    let (ws, _) = tokio::time::timeout(BOUND, handshake).await??;
     Ok(ws)
 }
 
 /// Connections from one source address: below the 28,232 ports of Linux's default ephemeral
 /// range.
 const CONNECTIONS_PER_ADDRESS: usize = 20_000;
+/// The first connection number of the Node peer's fleets (127.0.0.127 on).
+const PEER_FIRST_CONNECTION: usize = 125 * CONNECTIONS_PER_ADDRESS;
+/// The first connection number of the soak's sockets (127.0.0.202 on): an hour-long soak must
+/// not lose its sockets to ports another run's closed connections hold in TIME_WAIT.
+pub const SOAK_FIRST_CONNECTION: usize = 200 * CONNECTIONS_PER_ADDRESS;
 
 fn source_address(n: usize) -> Ipv4Addr {
     Ipv4Addr::new(

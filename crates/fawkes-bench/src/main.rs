@@ -8,10 +8,12 @@
 //! fawkes-bench presence --server-pid PID --observers 1000 --churners 100 --rate 50
 //! fawkes-bench jobs     --database-url postgres://… --count 5000 --concurrency 10
 //! fawkes-bench soak     --duration 3600
+//! fawkes-bench cluster  --nodes http://127.0.0.1:4001,… --node-pids P1,… --connections 95000
 //! ```
 
 mod chat;
 mod client;
+mod cluster;
 mod jobs;
 mod peer;
 mod presence;
@@ -26,7 +28,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use client::{Fleet, Target};
+use client::{Fleet, FleetRun, Target};
 use proc_stats::ProcStats;
 use stats::{percentile, ratio};
 
@@ -103,6 +105,19 @@ enum Scenario {
     /// Chat, presence churn and REST at once for `--duration`, sampling the server: fails (exit
     /// status 1) on any error or when its memory is not flat.
     Soak(soak::Params),
+    /// The idle and fan-out measures over a cluster of nodes on this machine, with the
+    /// connections opened by one shard process per node.
+    Cluster(cluster::Params),
+    /// One shard of a cluster run: `--connections` connections to `--url`, driven by the
+    /// cluster command over stdin and stdout.
+    #[command(hide = true)]
+    Shard {
+        #[arg(long)]
+        token: String,
+        /// The number of this shard's first connection, which picks its source addresses.
+        #[arg(long)]
+        first_connection: usize,
+    },
 }
 
 #[derive(Args)]
@@ -159,9 +174,32 @@ async fn main() -> anyhow::Result<()> {
     }
     // One process may hold about 20,000 files here; raise the soft limit to the hard one.
     let limit = rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
+    match &cli.scenario {
+        Scenario::Cluster(params) => {
+            let result = cluster::run(params, cli.connections).await?;
+            cluster::print(&result);
+            let size = format!("-{}x{}", params.nodes.len(), cli.connections);
+            let path = result_path(&cli.out, "cluster", &cli.label, &size);
+            std::fs::create_dir_all(&cli.out)?;
+            std::fs::write(&path, serde_json::to_vec_pretty(&result)?)?;
+            println!("wrote {}", path.display());
+            return Ok(());
+        }
+        Scenario::Shard {
+            token,
+            first_connection,
+        } => {
+            if (cli.connections as u64) + 64 > limit {
+                bail!("{} connections are too many for one shard", cli.connections);
+            }
+            return cluster::shard(&cli.url, token.clone(), cli.connections, *first_connection)
+                .await;
+        }
+        _ => {}
+    }
     let sockets = match &cli.scenario {
         Scenario::Idle { .. } | Scenario::Fanout { .. } => cli.connections,
-        Scenario::Jobs(_) | Scenario::Soak(_) => 0,
+        Scenario::Jobs(_) | Scenario::Soak(_) | Scenario::Cluster(_) | Scenario::Shard { .. } => 0,
         Scenario::Chat { rooms, members, .. } => rooms * members,
         Scenario::Presence {
             observers,
@@ -282,8 +320,8 @@ async fn main() -> anyhow::Result<()> {
                 serde_json::to_value(&result)?,
             )
         }
-        Scenario::Jobs(_) | Scenario::Soak(_) => {
-            bail!("the jobs and soak scenarios are handled above")
+        Scenario::Jobs(_) | Scenario::Soak(_) | Scenario::Cluster(_) | Scenario::Shard { .. } => {
+            bail!("the jobs, soak and cluster scenarios are handled above")
         }
     };
     let size = match name.as_str() {
@@ -427,10 +465,11 @@ async fn join_fleet(
     target: &Target,
     server: &ProcStats,
     connections: usize,
+    run: FleetRun,
 ) -> anyhow::Result<(Fleet, u64, u64, f64)> {
     let before = server.sample()?;
     let started = Instant::now();
-    let fleet = Fleet::connect(target, connections).await?;
+    let fleet = Fleet::connect(target, connections, run).await?;
     let connect_secs = started.elapsed().as_secs_f64();
     // Let the server settle allocations before measuring.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -445,7 +484,7 @@ async fn idle(
     seconds: u64,
 ) -> anyhow::Result<IdleResult> {
     let (mut fleet, before, joined, connect_seconds) =
-        join_fleet(target, server, connections).await?;
+        join_fleet(target, server, connections, FleetRun::Idle).await?;
     let idle_start = server.sample()?;
     let kept = fleet.keep_alive_for(Duration::from_secs(seconds)).await;
     let idle_end = server.sample()?;
@@ -472,7 +511,8 @@ async fn fanout(
     connections: usize,
     repeats: usize,
 ) -> anyhow::Result<FanoutResult> {
-    let (mut fleet, before, joined, _) = join_fleet(target, server, connections).await?;
+    let (mut fleet, before, joined, _) =
+        join_fleet(target, server, connections, FleetRun::Fanout).await?;
     let cpu_start = server.sample()?.cpu_seconds;
     let mut latencies = Vec::with_capacity(repeats);
     for n in 0..repeats {
@@ -487,20 +527,41 @@ async fn fanout(
     let cpu = server.sample()?.cpu_seconds - cpu_start;
     fleet.close().await;
     latencies.sort_by(f64::total_cmp);
-    let deliveries = (repeats * connections) as f64;
-    Ok(FanoutResult {
-        scenario: "fanout",
-        target: target.name(),
+    let rss_per_connection = joined.saturating_sub(before) as f64 / connections as f64;
+    Ok(FanoutResult::new(
+        target.name(),
         connections,
-        repeats,
-        p50_seconds: percentile(&latencies, 0.50),
-        p99_seconds: percentile(&latencies, 0.99),
-        last_receipt_seconds: latencies,
-        server_cpu_seconds: cpu,
-        deliveries,
-        server_cpu_seconds_per_million_deliveries: cpu / deliveries * 1e6,
-        rss_per_connection_bytes: joined.saturating_sub(before) as f64 / connections as f64,
-    })
+        latencies,
+        cpu,
+        rss_per_connection,
+    ))
+}
+
+impl FanoutResult {
+    /// The result of broadcasts to `connections` subscribers that reached the last one after
+    /// `latencies` seconds (sorted) and cost the server `cpu` seconds.
+    fn new(
+        target: &'static str,
+        connections: usize,
+        latencies: Vec<f64>,
+        cpu: f64,
+        rss_per_connection_bytes: f64,
+    ) -> Self {
+        let deliveries = (latencies.len() * connections) as f64;
+        Self {
+            scenario: "fanout",
+            target,
+            connections,
+            repeats: latencies.len(),
+            p50_seconds: percentile(&latencies, 0.50),
+            p99_seconds: percentile(&latencies, 0.99),
+            last_receipt_seconds: latencies,
+            server_cpu_seconds: cpu,
+            deliveries,
+            server_cpu_seconds_per_million_deliveries: cpu / deliveries * 1e6,
+            rss_per_connection_bytes,
+        }
+    }
 }
 
 fn print_idle_header() {
@@ -648,6 +709,20 @@ mod tests {
                 "target"
             ]
         );
+    }
+
+    #[test]
+    fn cluster_json_holds_the_idle_and_fanout_figures_of_all_nodes() {
+        let cluster = cluster::ClusterResult {
+            scenario: "cluster",
+            nodes: 5,
+            idle: idle_result("fawkes", 100.0),
+            fanout: fanout_result("fawkes", 0.1, 1.0),
+        };
+        let json = serde_json::to_value(&cluster).expect("json");
+        assert_eq!(keys(&json), ["fanout", "idle", "nodes", "scenario"]);
+        assert_eq!(json["idle"]["rss_per_connection_bytes"], 100.0);
+        assert_eq!(json["fanout"]["p99_seconds"], 0.1);
     }
 
     #[test]

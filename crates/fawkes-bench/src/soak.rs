@@ -1148,7 +1148,7 @@ fn on_reply(shared: &Shared, replies: &mut Replies, frame: &client::Frame) -> Op
 /// Opens socket `n`; a failure is counted.
 async fn open(shared: &Shared, token: &str, n: usize) -> Option<Ws> {
     let url = client::socket_url(&shared.base, token);
-    match client::open(&url, shared.address, n).await {
+    match client::open(&url, shared.address, client::SOAK_FIRST_CONNECTION + n).await {
         Ok(socket) => Some(socket),
         Err(e) => {
             eprintln!("soak: socket {n} did not open: {e}");

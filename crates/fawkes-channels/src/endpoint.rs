@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use fawkes_pubsub::{Broadcast, PubSub, Sink};
-use tokio::sync::mpsc;
 
+use crate::mailbox::{Mailbox, Refused};
 use crate::message::{Kind, Outgoing, Payload};
 use crate::serializer::{Frame, Serializer};
 
@@ -56,27 +56,22 @@ pub(crate) enum Inbox {
     },
 }
 
-/// The parts of a connection that other tasks (the fan-out, async replies) reach.
+/// The parts of a connection that other tasks (the fan-out, async replies, the drain) reach.
 #[derive(Debug)]
 pub(crate) struct ConnectionHandle {
     pub serializer: Serializer,
-    outbound: mpsc::Sender<Outbound>,
-    inbox: mpsc::UnboundedSender<Inbox>,
+    /// Frames for the transport's writer, control messages for the connection's task.
+    pub mailbox: Mailbox,
     overflowed: AtomicBool,
     stats: Arc<Stats>,
 }
 
 impl ConnectionHandle {
-    pub fn new(
-        serializer: Serializer,
-        outbound: mpsc::Sender<Outbound>,
-        inbox: mpsc::UnboundedSender<Inbox>,
-        stats: Arc<Stats>,
-    ) -> Self {
+    /// `queue`: most frames that may wait to be written (a slow consumer's limit).
+    pub fn new(serializer: Serializer, queue: usize, stats: Arc<Stats>) -> Self {
         Self {
             serializer,
-            outbound,
-            inbox,
+            mailbox: Mailbox::new(queue),
             overflowed: AtomicBool::new(false),
             stats,
         }
@@ -84,19 +79,19 @@ impl ConnectionHandle {
 
     /// Queues a frame without waiting. A full queue marks the connection a slow consumer.
     pub fn send(&self, frame: Frame) {
-        match self.outbound.try_send(Outbound::Frame(frame)) {
+        match self.mailbox.push_frame(Outbound::Frame(frame)) {
             Ok(()) => {
                 self.stats.frames_out.fetch_add(1, Ordering::Relaxed);
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 if !self.overflowed.swap(true, Ordering::Relaxed) {
                     self.stats
                         .slow_consumer_disconnects
                         .fetch_add(1, Ordering::Relaxed);
-                    let _ = self.inbox.send(Inbox::Close(1013, "slow consumer"));
+                    self.notify(Inbox::Close(1013, "slow consumer"));
                 }
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(Refused::Closed) => {}
         }
     }
 
@@ -113,7 +108,7 @@ impl ConnectionHandle {
     }
 
     pub fn notify(&self, message: Inbox) {
-        let _ = self.inbox.send(message);
+        self.mailbox.push_inbox(message);
     }
 }
 
@@ -139,8 +134,8 @@ struct Inner {
     bus: PubSub,
     topics: Mutex<HashMap<Arc<str>, Arc<Topic>>>,
     stats: Arc<Stats>,
-    /// Every live connection's control inbox, for a drain to reach them all.
-    live: Mutex<HashMap<u64, mpsc::UnboundedSender<Inbox>>>,
+    /// Every live connection, for a drain to reach them all.
+    live: Mutex<HashMap<u64, Arc<ConnectionHandle>>>,
     /// Set by [`Endpoint::drain`]: new connections are refused.
     draining: AtomicBool,
 }
@@ -196,13 +191,13 @@ impl Endpoint {
     }
 
     /// Adds a connection to the live set that [`Endpoint::drain`] closes.
-    pub(crate) fn register_live(&self, inbox: mpsc::UnboundedSender<Inbox>) -> LiveGuard {
+    pub(crate) fn register_live(&self, connection: Arc<ConnectionHandle>) -> LiveGuard {
         let id = self.inner.bus.next_id();
         self.inner
             .live
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, inbox);
+            .insert(id, connection);
         LiveGuard {
             endpoint: self.clone(),
             id,
@@ -229,7 +224,7 @@ impl Endpoint {
     /// New connections are refused from now on. Returns when no connection is left.
     pub async fn drain(&self, window: std::time::Duration) {
         self.inner.draining.store(true, Ordering::Relaxed);
-        let live: Vec<mpsc::UnboundedSender<Inbox>> = self
+        let live: Vec<Arc<ConnectionHandle>> = self
             .inner
             .live
             .lock()
@@ -240,10 +235,10 @@ impl Endpoint {
         let count = live.len();
         tracing::info!(connections = count, ?window, "draining sockets");
         let started = tokio::time::Instant::now();
-        for (i, inbox) in live.into_iter().enumerate() {
+        for (i, connection) in live.into_iter().enumerate() {
             let at = window.mul_f64(i as f64 / count as f64);
             tokio::time::sleep_until(started + at).await;
-            let _ = inbox.send(Inbox::Close(1012, "server restarting"));
+            connection.notify(Inbox::Close(1012, "server restarting"));
         }
         while self.live_connections() > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;

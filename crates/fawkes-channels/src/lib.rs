@@ -14,6 +14,7 @@ mod handler;
 
 pub mod handshake;
 pub mod longpoll;
+mod mailbox;
 mod message;
 pub mod serializer;
 mod websocket;

@@ -69,8 +69,10 @@ pub(crate) struct Sessions {
 struct Session {
     /// Client frames for the session task, each acknowledged once handled.
     posts: mpsc::Sender<(Vec<Message>, oneshot::Sender<()>)>,
-    /// The server's frames, taken by one GET at a time.
-    frames: tokio::sync::Mutex<mpsc::Receiver<Outbound>>,
+    /// The connection, whose queued frames the GETs take.
+    connection: Arc<ConnectionHandle>,
+    /// Held by the one GET that takes frames at a time.
+    polling: tokio::sync::Mutex<()>,
     /// Milliseconds since `started` of the last GET.
     last_poll: AtomicU64,
     started: Instant,
@@ -167,12 +169,16 @@ async fn open<H: SocketHandler>(
     // The issuing node is part of the token, so any node can route a request to the session.
     let node = state.endpoint.bus().node_id().to_owned();
     let token = format!("{SESSION_PREFIX}{node}.{}", URL_SAFE_NO_PAD.encode(bytes));
-    let (outbound, frames) = mpsc::channel(state.config.outbound_queue);
     let (posts, posts_rx) = mpsc::channel(16);
-    let (inbox, inbox_rx) = mpsc::unbounded_channel();
+    let handle = Arc::new(ConnectionHandle::new(
+        serializer,
+        state.config.outbound_queue,
+        state.endpoint.stats().clone(),
+    ));
     let session = Arc::new(Session {
         posts,
-        frames: tokio::sync::Mutex::new(frames),
+        connection: handle.clone(),
+        polling: tokio::sync::Mutex::new(()),
         last_poll: AtomicU64::new(0),
         started: Instant::now(),
     });
@@ -182,13 +188,7 @@ async fn open<H: SocketHandler>(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .insert(token.clone(), session.clone());
-    let live = state.endpoint.register_live(inbox.clone());
-    let handle = Arc::new(ConnectionHandle::new(
-        serializer,
-        outbound,
-        inbox,
-        state.endpoint.stats().clone(),
-    ));
+    let live = state.endpoint.register_live(handle.clone());
     // Subscribed before the client learns the token, so a first request that lands on
     // another node and is forwarded here is never missed.
     let forwarded = state.endpoint.bus().subscribe(&session_topic(&token), 64);
@@ -202,7 +202,7 @@ async fn open<H: SocketHandler>(
             session,
             Arc::new(assigns),
             handle,
-            (posts_rx, inbox_rx, forwarded),
+            (posts_rx, forwarded),
             live,
         )
         .instrument(span),
@@ -210,11 +210,10 @@ async fn open<H: SocketHandler>(
     json_response(json!({ "status": 410, "token": token, "messages": [] }))
 }
 
-/// What a session's task listens to: posted frames, its control inbox, and polls and posts
-/// forwarded from other nodes.
+/// What a session's task listens to besides its connection's inbox: posted frames, and polls
+/// and posts forwarded from other nodes.
 type SessionInputs = (
     mpsc::Receiver<(Vec<Message>, oneshot::Sender<()>)>,
-    mpsc::UnboundedReceiver<Inbox>,
     fawkes_pubsub::Subscription,
 );
 
@@ -225,7 +224,7 @@ async fn run<H: SocketHandler>(
     session: Arc<Session>,
     assigns: Arc<H::Assigns>,
     handle: Arc<ConnectionHandle>,
-    (mut posts, mut inbox, mut forwarded): SessionInputs,
+    (mut posts, mut forwarded): SessionInputs,
     live: crate::endpoint::LiveGuard,
 ) {
     let endpoint = state.endpoint.clone();
@@ -239,7 +238,7 @@ async fn run<H: SocketHandler>(
         state.handler.clone(),
         endpoint.clone(),
         assigns,
-        handle,
+        handle.clone(),
         &state.config,
     );
     let mut check = tokio::time::interval(expiry / 3);
@@ -267,7 +266,7 @@ async fn run<H: SocketHandler>(
                     break;
                 }
             }
-            message = inbox.recv() => match message {
+            message = handle.mailbox.next_inbox() => match message {
                 Some(Inbox::Intercepted { channel_id, message }) => connection.intercepted(channel_id, message).await,
                 Some(Inbox::Close(..)) | None => break,
             },
@@ -285,6 +284,8 @@ async fn run<H: SocketHandler>(
         .unwrap_or_else(PoisonError::into_inner)
         .remove(&token);
     connection.close_all().await;
+    // A GET waiting on the session now answers 410.
+    handle.mailbox.close();
     disconnects.detach(&endpoint);
     stats.longpoll_sessions.fetch_sub(1, Ordering::Relaxed);
     drop(live);
@@ -295,8 +296,9 @@ async fn run<H: SocketHandler>(
 /// A GET's answer: whatever is queued, or whatever arrives within one window.
 async fn poll_body(window: Duration, token: &str, session: &Session) -> Value {
     session.touch();
-    let mut frames = session.frames.lock().await;
-    let first = tokio::time::timeout(window, frames.recv()).await;
+    let _turn = session.polling.lock().await;
+    let mailbox = &session.connection.mailbox;
+    let first = tokio::time::timeout(window, mailbox.next_frame()).await;
     session.touch();
     let first = match first {
         Err(_) => return json!({ "status": 204, "token": token, "messages": [] }),
@@ -315,7 +317,7 @@ async fn poll_body(window: Duration, token: &str, session: &Session) -> Value {
             Outbound::Close(..) => break,
         }
         if messages.len() < MAX_BATCH {
-            next = frames.try_recv().ok();
+            next = mailbox.try_next_frame();
         }
     }
     json!({ "status": 200, "token": token, "messages": messages })

@@ -1,14 +1,16 @@
 //! The WebSocket transport: `GET <mount>/websocket`.
 
+use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -17,10 +19,11 @@ use crate::connection::{Connection, Flow};
 use crate::endpoint::{ConnectionHandle, Inbox, Outbound};
 use crate::handler::{ConnectRequest, SocketHandler};
 use crate::handshake::{auth_token_from_protocols, origin_allowed, parse_query};
+use crate::mailbox::Mailbox;
 use crate::serializer::{Frame, Serializer};
 
-/// How many queued frames one write may coalesce before flushing.
-const MAX_COALESCED: usize = 64;
+/// How long a connection the server closes may take to flush its last frames.
+const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
 pub(crate) async fn upgrade<H: SocketHandler>(
     State(state): State<Arc<SocketState<H>>>,
@@ -63,6 +66,8 @@ pub(crate) async fn upgrade<H: SocketHandler>(
         })
 }
 
+/// One task per connection: it reads client frames, handles its inbox, and writes what the
+/// mailbox holds, so an idle connection costs one task, not a reader and a writer.
 async fn run<H: SocketHandler>(
     socket: WebSocket,
     state: Arc<SocketState<H>>,
@@ -75,39 +80,45 @@ async fn run<H: SocketHandler>(
     stats
         .connections
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (sink, mut stream) = socket.split();
-    let (outbound, outbound_rx) = mpsc::channel(config.outbound_queue);
-    let (inbox, mut inbox_rx) = mpsc::unbounded_channel();
-    let _live = endpoint.register_live(inbox.clone());
+    // Split so reading and writing can wait at the same time in this one task.
+    let (mut sink, mut stream) = socket.split();
     let handle = Arc::new(ConnectionHandle::new(
         serializer,
-        outbound.clone(),
-        inbox,
+        config.outbound_queue,
         stats.clone(),
     ));
+    let _live = endpoint.register_live(handle.clone());
     tracing::debug!("socket connected");
-    let writer = tokio::spawn(write_frames(sink, outbound_rx).in_current_span());
     let disconnects =
         crate::disconnect::watch(&endpoint, state.handler.socket_ids(&assigns), &handle);
     let mut connection = Connection::new(
         state.handler.clone(),
         endpoint.clone(),
         assigns,
-        handle,
+        handle.clone(),
         config,
     );
+    let mailbox = &handle.mailbox;
 
     let idle = tokio::time::sleep(config.idle_timeout);
     tokio::pin!(idle);
+    // Whether frames were queued and are not yet all flushed.
+    let mut writing = false;
     let close: Option<(u16, &'static str)> = loop {
         tokio::select! {
             biased;
-            message = inbox_rx.recv() => match message {
+            message = mailbox.next_inbox() => match message {
                 Some(Inbox::Close(code, reason)) => break Some((code, reason)),
                 Some(Inbox::Intercepted { channel_id, message }) => {
                     Box::pin(connection.intercepted(channel_id, message)).await
                 }
                 None => break None,
+            },
+            () = mailbox.frames_waiting(), if !writing => writing = true,
+            written = poll_fn(|cx| write_queued(&mut sink, mailbox, cx)), if writing => match written {
+                Ok(Written::AllFlushed) => writing = false,
+                // A close frame is only queued below, after this loop.
+                Ok(Written::Closed) | Err(_) => break None,
             },
             frame = stream.next() => {
                 idle.as_mut().reset(Instant::now() + config.idle_timeout);
@@ -145,13 +156,26 @@ async fn run<H: SocketHandler>(
         Some((code, reason)) => tracing::debug!(code, reason, "socket closed by the server"),
         None => tracing::debug!("socket closed by the client"),
     }
-    match close {
-        Some((code, reason)) if outbound.try_send(Outbound::Close(code, reason)).is_ok() => {
-            // Let the writer flush what is queued and the close frame, but not forever.
-            let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-        }
-        _ => writer.abort(),
+    if let Some((code, reason)) = close
+        && mailbox.push_frame(Outbound::Close(code, reason)).is_ok()
+    {
+        // Flush what is queued and the close frame, then read until the client answers it (the
+        // closing handshake): closing the TCP socket with its frames unread would reset the
+        // connection, and the client could lose the close frame and the replies before it. Not
+        // forever, though.
+        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+            poll_fn(|cx| write_queued(&mut sink, mailbox, cx)).await?;
+            while let Some(Ok(frame)) = stream.next().await {
+                if matches!(frame, WsMessage::Close(_)) {
+                    break;
+                }
+            }
+            Ok::<_, axum::Error>(())
+        })
+        .await;
     }
+    // Frees what is still queued; the fan-out may hold the handle a moment longer.
+    mailbox.close();
 }
 
 /// Too large a frame gets a close with 1009 so the client knows why; other read errors mean the
@@ -165,39 +189,41 @@ fn read_error_close(error: &axum::Error) -> (u16, &'static str) {
     }
 }
 
-/// Writes queued frames, coalescing whatever is already waiting into one flush.
-async fn write_frames(
-    mut sink: futures_util::stream::SplitSink<WebSocket, WsMessage>,
-    mut queue: mpsc::Receiver<Outbound>,
-) {
-    while let Some(first) = queue.recv().await {
-        let mut next = Some(first);
-        let mut written = 0;
-        while let Some(item) = next.take() {
-            match item {
-                Outbound::Frame(frame) => {
-                    if sink.feed(ws_message(frame)).await.is_err() {
-                        return;
-                    }
-                }
-                Outbound::Close(code, reason) => {
-                    let close = WsMessage::Close(Some(CloseFrame {
-                        code,
-                        reason: reason.into(),
-                    }));
-                    let _ = sink.send(close).await;
-                    return;
-                }
+/// How far [`write_queued`] got.
+enum Written {
+    /// The mailbox is empty and everything taken from it is on the socket.
+    AllFlushed,
+    /// A close frame was written: the connection is over.
+    Closed,
+}
+
+/// Moves queued frames into the socket and flushes them: whatever is waiting goes out in one
+/// write. Takes a frame from the mailbox only once the socket has room for it, so dropping the
+/// future between polls (another branch of the connection's `select!` won) loses nothing: the
+/// frames written so far wait in the socket's buffer and the rest in the mailbox.
+fn write_queued(
+    sink: &mut SplitSink<WebSocket, WsMessage>,
+    mailbox: &Mailbox,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Written, axum::Error>> {
+    loop {
+        ready!(sink.poll_ready_unpin(cx))?;
+        match mailbox.try_next_frame() {
+            Some(Outbound::Frame(frame)) => sink.start_send_unpin(ws_message(frame))?,
+            Some(Outbound::Close(code, reason)) => {
+                let close = WsMessage::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                }));
+                sink.start_send_unpin(close)?;
+                ready!(sink.poll_flush_unpin(cx))?;
+                return Poll::Ready(Ok(Written::Closed));
             }
-            written += 1;
-            if written < MAX_COALESCED {
-                next = queue.try_recv().ok();
-            }
-        }
-        if sink.flush().await.is_err() {
-            return;
+            None => break,
         }
     }
+    ready!(sink.poll_flush_unpin(cx))?;
+    Poll::Ready(Ok(Written::AllFlushed))
 }
 
 fn ws_message(frame: Frame) -> WsMessage {
