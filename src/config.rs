@@ -134,7 +134,8 @@ pub struct MetricsSection {
     pub token: Option<String>,
 }
 
-/// The in-memory cache of sessions and accounts that authenticates requests.
+/// The in-memory caches: sessions and accounts (authentication), rooms, each room's newest
+/// messages, usernames.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheSection {
@@ -142,7 +143,7 @@ pub struct CacheSection {
     /// every node at once through the bus; this bounds staleness if that message is lost.
     /// 0 turns the cache off.
     pub ttl_secs: u64,
-    /// Sessions and accounts kept, each.
+    /// Entries kept in each cache.
     pub max_entries: u64,
 }
 

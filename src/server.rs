@@ -119,7 +119,7 @@ impl Server {
         });
         replicate_presence(config, &domain);
         let state = AppState {
-            domain: domain.clone(),
+            domain: std::sync::Arc::new(domain.clone()),
             db: db.clone(),
             endpoint: endpoint.clone(),
             metrics: metrics.clone(),

@@ -1,6 +1,8 @@
-//! The authentication cache across nodes: two servers on one PostgreSQL database joined by a
-//! bus, both with warm caches. A logout on one is refused on the other, and a role change made on
-//! one is in force on the other, each within one second; the caches were really used.
+//! The caches across nodes: two servers on one PostgreSQL database joined by a bus, both with
+//! warm caches. A logout on one is refused on the other, and a role change made on one is in
+//! force on the other; a message posted, edited or deleted on one shows in the other's first page
+//! of the room, and so does a new username; each within one second, and the caches were really
+//! used.
 
 mod common;
 
@@ -58,6 +60,10 @@ async fn until_status(server: &TestServer, path: &str, token: &str, status: u16)
 }
 
 async fn cache_hits(server: &TestServer) -> f64 {
+    hits_of(server, "auth").await
+}
+
+async fn hits_of(server: &TestServer, cache: &str) -> f64 {
     let body = server
         .client
         .get(format!("{}/metrics", server.base))
@@ -69,7 +75,7 @@ async fn cache_hits(server: &TestServer) -> f64 {
         .expect("body");
     Scrape::parse(&body).get(
         "fawkes_cache_requests_total",
-        &[("cache", "auth"), ("result", "hit")],
+        &[("cache", cache), ("result", "hit")],
     )
 }
 
@@ -163,9 +169,160 @@ async fn revocations_and_role_changes_reach_every_node(bus: &str) {
     );
 }
 
+/// The lobby's first page on `server` as `token`: `(id, body, username)` of each message.
+async fn first_page(server: &TestServer, token: &str) -> Vec<(String, String, String)> {
+    let page = server
+        .get("/api/v1/rooms/lobby/messages?limit=5", token)
+        .await
+        .expect(200)
+        .clone();
+    page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|m| {
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+            (
+                text(&m["id"]),
+                text(&m["body"]),
+                text(&m["author"]["username"]),
+            )
+        })
+        .collect()
+}
+
+/// Reads B's first page until `seen` holds for it; how long that took.
+async fn until_page(
+    server: &TestServer,
+    token: &str,
+    what: &str,
+    seen: impl Fn(&[(String, String, String)]) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        if seen(&first_page(server, token).await) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what} never reached the other node"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn message_changes_reach_every_node(bus: &str) {
+    let Some((a, b)) = pair(bus).await else {
+        return;
+    };
+    let ada = a.register("ada").await;
+    let token = ada.access_token.as_str();
+    let first = a
+        .create(
+            "/api/v1/rooms/lobby/messages",
+            token,
+            json!({"body": "one"}),
+        )
+        .await;
+    // Warm both nodes' caches of the lobby's first page, its room and its authors.
+    for server in [&a, &b] {
+        for _ in 0..3 {
+            assert_eq!(first_page(server, token).await.len(), 1);
+        }
+    }
+    let hits_before = hits_of(&b, "messages").await;
+    assert!(
+        hits_before >= 4.0,
+        "B answered from its cache: {hits_before} hits"
+    );
+
+    let second = a
+        .create(
+            "/api/v1/rooms/lobby/messages",
+            token,
+            json!({"body": "two"}),
+        )
+        .await;
+    let second_id = common::id_of(&second);
+    assert_eq!(first_page(&a, token).await[0].0, second_id, "A at once");
+    let took = until_page(&b, token, "the new message", |page| {
+        page.first().is_some_and(|m| m.0 == second_id)
+    })
+    .await;
+    assert!(
+        took < Duration::from_secs(1),
+        "the message reached B after {took:?}"
+    );
+
+    a.patch(
+        &format!("/api/v1/messages/{second_id}"),
+        token,
+        json!({"body": "two, edited"}),
+    )
+    .await
+    .expect(200);
+    let took = until_page(&b, token, "the edit", |page| {
+        page.first().is_some_and(|m| m.1 == "two, edited")
+    })
+    .await;
+    assert!(
+        took < Duration::from_secs(1),
+        "the edit reached B after {took:?}"
+    );
+
+    a.delete(
+        &format!("/api/v1/messages/{}", common::id_of(&first)),
+        token,
+    )
+    .await
+    .expect(204);
+    let took = until_page(&b, token, "the deletion", |page| page.len() == 1).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "the deletion reached B after {took:?}"
+    );
+
+    // A new name shows next to every message on both nodes.
+    let actor = a
+        .domain
+        .accounts
+        .authenticate(token)
+        .await
+        .expect("ada's token");
+    a.domain
+        .accounts
+        .change_username(
+            &actor,
+            fawkes_domain::accounts::ChangeUsername {
+                username: "ada_renamed".into(),
+            },
+        )
+        .await
+        .expect("rename");
+    assert_eq!(first_page(&a, token).await[0].2, "ada_renamed", "A at once");
+    let took = until_page(&b, token, "the new name", |page| {
+        page.iter().all(|m| m.2 == "ada_renamed")
+    })
+    .await;
+    assert!(
+        took < Duration::from_secs(1),
+        "the name reached B after {took:?}"
+    );
+    assert!(
+        hits_of(&b, "messages").await > hits_before,
+        "the cache kept serving between changes"
+    );
+    assert!(hits_of(&b, "authors").await > 0.0, "authors were cached");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_the_postgres_bus() {
     revocations_and_role_changes_reach_every_node("postgres").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_over_the_postgres_bus() {
+    message_changes_reach_every_node("postgres").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

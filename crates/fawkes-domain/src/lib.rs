@@ -12,6 +12,7 @@
 pub mod accounts;
 mod actor;
 mod authors;
+mod coherent;
 pub mod comments;
 mod error;
 pub mod housekeeping;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 
 pub use actor::{Actor, Identity, Role, Scope, Service};
 pub use authors::Author;
+pub use coherent::{CacheSettings, CacheStats};
 pub use error::{AuthFailure, DomainError, FieldErrors};
 pub use page::{Cursor, Page, PageRequest};
 pub use time::Timestamp;
@@ -55,9 +57,19 @@ pub struct Domain {
     pub mirror: outbound::Mirror,
     /// Who is on which topic (rooms track their members' connections).
     pub presence: fawkes_presence::Tracker,
+    authors: authors::Authors,
 }
 
 impl Domain {
+    /// Each in-memory cache's counters by name, for metrics.
+    pub fn cache_stats(&self) -> [(&'static str, &Arc<CacheStats>); 3] {
+        [
+            ("auth", self.accounts.cache_stats()),
+            ("messages", self.messaging.cache_stats()),
+            ("authors", self.authors.stats()),
+        ]
+    }
+
     /// The nodes of the cluster with what each reports (admins only).
     pub fn list_nodes(&self, actor: &Actor) -> Result<Vec<serde_json::Value>, DomainError> {
         match actor {
@@ -79,20 +91,34 @@ impl Domain {
         let sinks = fawkes_sync::Router::default();
         // Costs nothing until a sink mirrors presence.
         outbound::follow_presence(sinks.clone(), db.clone(), &presence);
+        let cache = auth.cache;
+        let authors = authors::Authors::new(db.clone(), bus.clone(), cache);
         Self {
-            accounts: accounts::Accounts::new(db.clone(), bus.clone(), auth),
+            accounts: accounts::Accounts::new(db.clone(), bus.clone(), auth, authors.clone()),
             messaging: messaging::Messaging::new(
                 db.clone(),
                 bus.clone(),
                 presence.clone(),
                 sinks.clone(),
+                authors.clone(),
+                cache,
             ),
-            comments: comments::Comments::new(db.clone(), bus.clone(), sinks.clone()),
-            notifications: notifications::Notifications::new(db.clone(), bus.clone()),
-            posts: posts::Posts::new(db.clone(), bus.clone(), sinks.clone()),
+            comments: comments::Comments::new(
+                db.clone(),
+                bus.clone(),
+                sinks.clone(),
+                authors.clone(),
+            ),
+            notifications: notifications::Notifications::new(
+                db.clone(),
+                bus.clone(),
+                authors.clone(),
+            ),
+            posts: posts::Posts::new(db.clone(), bus.clone(), sinks.clone(), authors.clone()),
             jobs,
             publishing: publishing::Publishing::new(bus, topics),
-            mirror: outbound::Mirror::new(db, presence.clone()),
+            mirror: outbound::Mirror::new(db, presence.clone(), authors.clone()),
+            authors,
             sinks,
             presence,
         }

@@ -29,7 +29,7 @@ use sea_orm::prelude::*;
 use serde_json::{Value, json};
 
 use crate::DomainError;
-use crate::authors::load_authors;
+use crate::authors::Authors;
 use crate::time::to_datetime;
 
 /// The mirror group of comments.
@@ -86,11 +86,20 @@ pub fn presence_path(topic: &str, user_id: &str) -> String {
 pub struct Mirror {
     db: Arc<DatabaseConnection>,
     presence: fawkes_presence::Tracker,
+    authors: Authors,
 }
 
 impl Mirror {
-    pub(crate) fn new(db: Arc<DatabaseConnection>, presence: fawkes_presence::Tracker) -> Self {
-        Self { db, presence }
+    pub(crate) fn new(
+        db: Arc<DatabaseConnection>,
+        presence: fawkes_presence::Tracker,
+        authors: Authors,
+    ) -> Self {
+        Self {
+            db,
+            presence,
+            authors,
+        }
     }
 
     async fn comment(&self, data: &Value) -> Result<Option<FirebaseWrite>, String> {
@@ -109,7 +118,9 @@ impl Mirror {
         let Some(row) = row else {
             return Ok(Some(FirebaseWrite::Delete { path }));
         };
-        let authors = load_authors(self.db.as_ref(), [row.author_id])
+        let authors = self
+            .authors
+            .load([row.author_id])
             .await
             .map_err(|e| e.to_string())?;
         let mut value = comment_data(&row);

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::DomainError;
 
 const DEFAULT_LIMIT: u64 = 50;
-const MAX_LIMIT: u64 = 100;
+pub(crate) const MAX_LIMIT: u64 = 100;
 
 /// An opaque position in a list: the id of the last item of the previous page. Lists are
 /// ordered by UUIDv7 id, so rows inserted meanwhile never shift the pages that follow.

@@ -24,7 +24,8 @@ pub use metrics::Metrics;
 /// What every handler can reach.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub domain: Domain,
+    /// Shared, not copied: the state is cloned for every request.
+    pub domain: std::sync::Arc<Domain>,
     /// For the readiness probe only; everything else goes through the domain.
     pub db: DatabaseConnection,
     /// The channel endpoint behind `/socket`.
@@ -62,7 +63,7 @@ pub fn app(state: AppState, settings: &HttpSettings, signer: fawkes_live::Signer
     let sockets = fawkes_channels::router(
         state.endpoint.clone(),
         std::sync::Arc::new(channels::AppSocket {
-            domain: std::sync::Arc::new(state.domain.clone()),
+            domain: state.domain.clone(),
             allow_guests: settings.allow_guests,
             presence_updates: settings.presence_updates,
             metrics: state.metrics.clone(),

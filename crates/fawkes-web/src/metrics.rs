@@ -174,13 +174,14 @@ impl Metrics {
             counter!("fawkes_rate_limited_disconnects_total")
                 .absolute(stats.rate_limited_disconnects.load(Relaxed));
             gauge!("fawkes_presence_entries").set(presence_entries as f64);
-            let cache = state.domain.accounts.cache_stats();
-            counter!("fawkes_cache_requests_total", "cache" => "auth", "result" => "hit")
-                .absolute(cache.hits.load(Relaxed));
-            counter!("fawkes_cache_requests_total", "cache" => "auth", "result" => "miss")
-                .absolute(cache.misses.load(Relaxed));
-            counter!("fawkes_cache_invalidations_total", "cache" => "auth")
-                .absolute(cache.invalidations.load(Relaxed));
+            for (name, cache) in state.domain.cache_stats() {
+                counter!("fawkes_cache_requests_total", "cache" => name, "result" => "hit")
+                    .absolute(cache.hits.load(Relaxed));
+                counter!("fawkes_cache_requests_total", "cache" => name, "result" => "miss")
+                    .absolute(cache.misses.load(Relaxed));
+                counter!("fawkes_cache_invalidations_total", "cache" => name)
+                    .absolute(cache.invalidations.load(Relaxed));
+            }
             gauge!("fawkes_db_pool_connections", "state" => "idle").set(f64::from(pool.idle));
             gauge!("fawkes_db_pool_connections", "state" => "in_use")
                 .set(f64::from(pool.open.saturating_sub(pool.idle)));

@@ -16,8 +16,11 @@ use std::time::Duration;
 use fawkes_pubsub::PubSub;
 use sea_orm::DatabaseConnection;
 
+use crate::authors::Authors;
+
+pub use crate::coherent::{CacheSettings, CacheStats};
 pub use api_keys::{API_KEY_PREFIX, ApiKey, CreatedApiKey, NewApiKey};
-pub use cache::{AuthCache, CacheSettings, CacheStats, INVALIDATION_TOPIC};
+pub use cache::AuthCache;
 pub use password::PasswordHasher;
 pub use tokens::{AccessClaims, TokenSigner};
 pub use views::{
@@ -59,13 +62,20 @@ pub struct Accounts {
     passwords: PasswordHasher,
     refresh_ttl: Duration,
     cache: AuthCache,
+    authors: Authors,
 }
 
 impl Accounts {
-    pub fn new(db: Arc<DatabaseConnection>, bus: PubSub, settings: AuthSettings) -> Self {
+    pub(crate) fn new(
+        db: Arc<DatabaseConnection>,
+        bus: PubSub,
+        settings: AuthSettings,
+        authors: Authors,
+    ) -> Self {
         Self {
             db,
             cache: AuthCache::new(bus.clone(), settings.cache),
+            authors,
             bus,
             refresh_ttl: settings.refresh_ttl,
             tokens: TokenSigner::new(&settings),

@@ -171,10 +171,10 @@ impl Accounts {
         session_id: Uuid,
     ) -> Result<(Actor, i64), DomainError> {
         let db = self.db.as_ref();
-        let session = match self.cache.session(session_id) {
+        let session = match self.cache.sessions.get(&session_id) {
             Some(cached) => cached,
             None => {
-                let started = self.cache.read_started();
+                let started = self.cache.sessions.read_started();
                 let row = session::Entity::find_by_id(session_id)
                     .one(db)
                     .await?
@@ -185,7 +185,7 @@ impl Accounts {
                     revoked: row.revoked_at.is_some(),
                     expires_at: row.expires_at,
                 };
-                self.cache.keep_session(started, session_id, read.clone());
+                self.cache.sessions.keep(started, session_id, read.clone());
                 read
             }
         };
@@ -195,10 +195,10 @@ impl Accounts {
         if session.revoked {
             return Err(AuthFailure::SessionRevoked.into());
         }
-        let user = match self.cache.user(user_id) {
+        let user = match self.cache.users.get(&user_id) {
             Some(cached) => cached,
             None => {
-                let started = self.cache.read_started();
+                let started = self.cache.users.read_started();
                 let row = user::Entity::find_by_id(user_id)
                     .one(db)
                     .await?
@@ -207,7 +207,7 @@ impl Accounts {
                     is_active: row.is_active,
                     role: row.role,
                 };
-                self.cache.keep_user(started, user_id, read.clone());
+                self.cache.users.keep(started, user_id, read.clone());
                 read
             }
         };

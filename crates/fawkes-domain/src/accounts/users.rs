@@ -120,8 +120,9 @@ impl Accounts {
     /// `change_username`: the signed-in user renames their own account. Names are unique
     /// regardless of case, as at sign-up; changing only the case of one's own name is allowed.
     ///
-    /// Nothing is broadcast: no topic carries account details (messages keep the name they were
-    /// sent under in their broadcasts, and lists read names afresh).
+    /// Nothing is broadcast to clients: no topic carries account details (messages keep the name
+    /// they were sent under in their broadcasts). Every node drops the cached name, so lists show
+    /// the new one.
     pub async fn change_username(
         &self,
         actor: &Actor,
@@ -149,6 +150,7 @@ impl Accounts {
                 other => other,
             },
         })?;
+        self.authors.renamed(updated.id);
         Ok(User::from(updated))
     }
 

@@ -14,7 +14,7 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::authors::{author_of, load_authors};
+use crate::authors::{Authors, author_of};
 use crate::notifications::{SourceKind, enqueue_notify, may_mention};
 use crate::outbound::{MIRROR_COMMENTS, comment_data, emit};
 use crate::page::newest_first;
@@ -77,11 +77,22 @@ pub struct Comments {
     db: Arc<DatabaseConnection>,
     bus: PubSub,
     sinks: fawkes_sync::Router,
+    authors: Authors,
 }
 
 impl Comments {
-    pub fn new(db: Arc<DatabaseConnection>, bus: PubSub, sinks: fawkes_sync::Router) -> Self {
-        Self { db, bus, sinks }
+    pub(crate) fn new(
+        db: Arc<DatabaseConnection>,
+        bus: PubSub,
+        sinks: fawkes_sync::Router,
+        authors: Authors,
+    ) -> Self {
+        Self {
+            db,
+            bus,
+            sinks,
+            authors,
+        }
     }
 
     /// A video's comments, newest first.
@@ -98,7 +109,7 @@ impl Comments {
         let rows = newest_first(on_video, comment::Column::Id, (cursor, limit))
             .all(self.db.as_ref())
             .await?;
-        let authors = load_authors(self.db.as_ref(), rows.iter().map(|r| r.author_id)).await?;
+        let authors = self.authors.load(rows.iter().map(|r| r.author_id)).await?;
         Ok(Page::from_rows(
             rows,
             limit,
@@ -206,7 +217,7 @@ impl Comments {
     }
 
     async fn with_author(&self, row: comment::Model) -> Result<Comment, DomainError> {
-        let authors = load_authors(self.db.as_ref(), [row.author_id]).await?;
+        let authors = self.authors.load([row.author_id]).await?;
         let author = author_of(&authors, row.author_id);
         Ok(Comment::new(row, author))
     }

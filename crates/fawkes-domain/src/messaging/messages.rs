@@ -1,5 +1,6 @@
 //! Messages in rooms.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fawkes_data::entity::{message, room};
@@ -8,10 +9,10 @@ use sea_orm::prelude::*;
 
 use super::rooms::to_json;
 use super::{Message, MessageBody, Messaging, policy, room_topic};
-use crate::authors::{author_of, load_authors};
+use crate::authors::author_of;
 use crate::notifications::{SourceKind, enqueue_notify, may_mention};
 use crate::outbound::emit;
-use crate::page::{newest_first, oldest_first};
+use crate::page::{MAX_LIMIT, newest_first, oldest_first};
 use crate::store::begin_write;
 use crate::time::now;
 use crate::validation::validate;
@@ -28,13 +29,18 @@ impl Messaging {
     ) -> Result<Page<Message>, DomainError> {
         let (cursor, limit) = page.parse()?;
         let room = self.enter_room(actor, slug).await?;
-        let live = message::Entity::find()
-            .filter(message::Column::RoomId.eq(room.id))
-            .filter(message::Column::DeletedAt.is_null());
-        let rows = newest_first(live, message::Column::Id, (cursor, limit))
-            .all(self.db.as_ref())
-            .await?;
-        let authors = load_authors(self.db.as_ref(), rows.iter().map(|r| r.author_id)).await?;
+        let rows = match cursor {
+            None => {
+                let newest = self.newest_messages(room.id).await?;
+                newest.iter().take(limit as usize + 1).cloned().collect()
+            }
+            Some(_) => {
+                newest_first(live_in(room.id), message::Column::Id, (cursor, limit))
+                    .all(self.db.as_ref())
+                    .await?
+            }
+        };
+        let authors = self.authors.load(rows.iter().map(|r| r.author_id)).await?;
         Ok(Page::from_rows(
             rows,
             limit,
@@ -56,13 +62,11 @@ impl Messaging {
         limit: u64,
     ) -> Result<(Vec<Message>, bool), DomainError> {
         let room = self.enter_room(actor, slug).await?;
-        let live = message::Entity::find()
-            .filter(message::Column::RoomId.eq(room.id))
-            .filter(message::Column::DeletedAt.is_null());
+        let live = live_in(room.id);
         let rows = oldest_first(live, message::Column::Id, (Some(Cursor(last_seen)), limit))
             .all(self.db.as_ref())
             .await?;
-        let authors = load_authors(self.db.as_ref(), rows.iter().map(|r| r.author_id)).await?;
+        let authors = self.authors.load(rows.iter().map(|r| r.author_id)).await?;
         let page = Page::from_rows(
             rows,
             limit,
@@ -114,6 +118,7 @@ impl Messaging {
         });
         emit(&self.sinks, &txn, Event::new("message.created", data)).await?;
         txn.commit().await?;
+        self.newest.invalidate(&[room.id]);
         let message = self.with_author(row).await?;
         self.bus
             .broadcast(&room_topic(&room.slug), "new_msg", to_json(&message));
@@ -138,6 +143,7 @@ impl Messaging {
         }
         .update(self.db.as_ref())
         .await?;
+        self.newest.invalidate(&[room.id]);
         let message = self.with_author(updated).await?;
         self.bus
             .broadcast(&room_topic(&room.slug), "msg_edited", to_json(&message));
@@ -156,6 +162,7 @@ impl Messaging {
         }
         .update(self.db.as_ref())
         .await?;
+        self.newest.invalidate(&[room.id]);
         self.bus.broadcast(
             &room_topic(&room.slug),
             "msg_deleted",
@@ -209,11 +216,36 @@ impl Messaging {
         Ok((row, room))
     }
 
+    /// A room's newest live messages, newest first: one more than the largest page, so any first
+    /// page can tell whether another follows. Cached until the room's messages change.
+    async fn newest_messages(
+        &self,
+        room_id: Uuid,
+    ) -> Result<Arc<Vec<message::Model>>, DomainError> {
+        if let Some(rows) = self.newest.get(&room_id) {
+            return Ok(rows);
+        }
+        let started = self.newest.read_started();
+        let rows = newest_first(live_in(room_id), message::Column::Id, (None, MAX_LIMIT))
+            .all(self.db.as_ref())
+            .await?;
+        let rows = Arc::new(rows);
+        self.newest.keep(started, room_id, rows.clone());
+        Ok(rows)
+    }
+
     async fn with_author(&self, row: message::Model) -> Result<Message, DomainError> {
-        let authors = load_authors(self.db.as_ref(), [row.author_id]).await?;
+        let authors = self.authors.load([row.author_id]).await?;
         let author = author_of(&authors, row.author_id);
         Ok(Message::new(row, author))
     }
+}
+
+/// A room's messages that are not deleted.
+fn live_in(room_id: Uuid) -> sea_orm::Select<message::Entity> {
+    message::Entity::find()
+        .filter(message::Column::RoomId.eq(room_id))
+        .filter(message::Column::DeletedAt.is_null())
 }
 
 /// The smallest UUIDv7 of the millisecond `ms` (Unix): its 48-bit time and zeros after. Every

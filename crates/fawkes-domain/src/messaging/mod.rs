@@ -8,12 +8,16 @@ mod views;
 
 use std::sync::Arc;
 
+use fawkes_data::entity::{message, room};
 use fawkes_pubsub::PubSub;
 use sea_orm::DatabaseConnection;
+use uuid::Uuid;
 
 pub use reads::UNREAD_CAP;
 
 use crate::Actor;
+use crate::authors::Authors;
+use crate::coherent::{CacheSettings, CacheStats, CoherentCache};
 pub use views::{AddMember, Member, Message, MessageBody, NewRoom, Room, RoomUnread};
 
 /// The messaging context.
@@ -23,21 +27,44 @@ pub struct Messaging {
     bus: PubSub,
     presence: fawkes_presence::Tracker,
     sinks: fawkes_sync::Router,
+    authors: Authors,
+    /// Rooms by slug: every message action looks its room up first.
+    rooms: CoherentCache<String, room::Model>,
+    /// Each room's newest live messages, enough for the largest first page, by room id: what a
+    /// client reads on opening a room.
+    newest: CoherentCache<Uuid, Arc<Vec<message::Model>>>,
 }
 
 impl Messaging {
-    pub fn new(
+    pub(crate) fn new(
         db: Arc<DatabaseConnection>,
         bus: PubSub,
         presence: fawkes_presence::Tracker,
         sinks: fawkes_sync::Router,
+        authors: Authors,
+        cache: CacheSettings,
     ) -> Self {
+        let stats = Arc::new(CacheStats::default());
         Self {
+            rooms: CoherentCache::new(bus.clone(), "fawkes:cache:rooms", cache, stats.clone()),
+            newest: CoherentCache::weighted(
+                bus.clone(),
+                "fawkes:cache:newest_messages",
+                cache,
+                stats,
+                |_, rows| u32::try_from(rows.len()).unwrap_or(u32::MAX).max(1),
+            ),
             db,
             bus,
             presence,
             sinks,
+            authors,
         }
+    }
+
+    /// The counters of the rooms' and messages' caches, for metrics.
+    pub fn cache_stats(&self) -> &Arc<CacheStats> {
+        self.rooms.stats()
     }
 }
 

@@ -5,7 +5,7 @@ use sea_orm::prelude::*;
 use sea_orm::{ActiveValue::Set, Condition, QueryOrder, QuerySelect, QueryTrait};
 
 use super::{AddMember, Member, Messaging, NewRoom, Room, policy, room_topic};
-use crate::authors::{author_of, load_authors};
+use crate::authors::author_of;
 use crate::page::oldest_first;
 use crate::store::begin_write;
 use crate::time::{now, to_datetime};
@@ -100,7 +100,7 @@ impl Messaging {
             .order_by_asc(room_member::Column::JoinedAt)
             .all(self.db.as_ref())
             .await?;
-        let authors = load_authors(self.db.as_ref(), rows.iter().map(|r| r.user_id)).await?;
+        let authors = self.authors.load(rows.iter().map(|r| r.user_id)).await?;
         Ok(rows
             .into_iter()
             .map(|row| Member {
@@ -189,11 +189,19 @@ impl Messaging {
         if slug.contains('\0') {
             return Err(DomainError::NotFound("room"));
         }
-        let room = room::Entity::find()
-            .filter(room::Column::Slug.eq(slug))
-            .one(self.db.as_ref())
-            .await?
-            .ok_or(DomainError::NotFound("room"))?;
+        let room = match self.rooms.get(slug) {
+            Some(room) => room,
+            None => {
+                let started = self.rooms.read_started();
+                let room = room::Entity::find()
+                    .filter(room::Column::Slug.eq(slug))
+                    .one(self.db.as_ref())
+                    .await?
+                    .ok_or(DomainError::NotFound("room"))?;
+                self.rooms.keep(started, room.slug.clone(), room.clone());
+                room
+            }
+        };
         self.check_entry(actor, &room).await?;
         Ok(room)
     }

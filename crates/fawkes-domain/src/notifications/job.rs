@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::mentions::mentioned_names;
 use super::{Notification, NotificationKind, Notifications, SourceKind, notification_topic};
-use crate::authors::{author_of, load_authors};
+use crate::authors::author_of;
 use crate::store::begin_write;
 use crate::{Actor, DomainError, Identity, Role};
 
@@ -315,8 +315,7 @@ impl Notifications {
             .all(&txn)
             .await?;
         txn.commit().await?;
-        let authors: HashMap<Uuid, crate::Author> =
-            load_authors(self.db.as_ref(), [event.author_id]).await?;
+        let authors: HashMap<Uuid, crate::Author> = self.authors.load([event.author_id]).await?;
         for row in &inserted {
             let recipient = row.user_id;
             let notification = Notification::new(row.clone(), author_of(&authors, row.actor_id));

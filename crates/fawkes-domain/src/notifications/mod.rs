@@ -31,7 +31,7 @@ pub use views::{
     AllRead, Notification, NotificationKind, NotificationSource, SourceKind, UnreadCount,
 };
 
-use crate::authors::{author_of, load_authors};
+use crate::authors::{Authors, author_of};
 use crate::time::now;
 use crate::{Actor, Cursor, DomainError, Page, PageRequest};
 
@@ -46,6 +46,7 @@ pub fn notification_topic(user_id: Uuid) -> String {
 pub struct Notifications {
     db: Arc<DatabaseConnection>,
     bus: PubSub,
+    authors: Authors,
 }
 
 /// Where a page of the list starts: among the unread (newest first) or, once they are done,
@@ -92,8 +93,8 @@ impl ListCursor {
 }
 
 impl Notifications {
-    pub fn new(db: Arc<DatabaseConnection>, bus: PubSub) -> Self {
-        Self { db, bus }
+    pub(crate) fn new(db: Arc<DatabaseConnection>, bus: PubSub, authors: Authors) -> Self {
+        Self { db, bus, authors }
     }
 
     /// `list_notifications`: the actor's own, unread first, each part newest first.
@@ -135,7 +136,7 @@ impl Notifications {
                 rows.extend(read);
             }
         }
-        let authors = load_authors(self.db.as_ref(), rows.iter().map(|r| r.actor_id)).await?;
+        let authors = self.authors.load(rows.iter().map(|r| r.actor_id)).await?;
         Ok(Page {
             items: rows
                 .into_iter()
@@ -182,7 +183,7 @@ impl Notifications {
             }
         }
         let row = self.find_own(user_id, id).await?;
-        let authors = load_authors(self.db.as_ref(), [row.actor_id]).await?;
+        let authors = self.authors.load([row.actor_id]).await?;
         let actor = author_of(&authors, row.actor_id);
         Ok(Notification::new(row, actor))
     }

@@ -6,7 +6,7 @@ use sea_orm::prelude::*;
 use serde_json::json;
 
 use super::{NewPostComment, PostComment, Posts, policy, post_topic, to_json};
-use crate::authors::{author_of, load_authors};
+use crate::authors::author_of;
 use crate::notifications::{SourceKind, enqueue_notify, may_mention};
 use crate::page::oldest_first;
 use crate::store::begin_write;
@@ -28,7 +28,7 @@ impl Posts {
         let rows = oldest_first(on_post, post_comment::Column::Id, (cursor, limit))
             .all(self.db.as_ref())
             .await?;
-        let authors = load_authors(self.db.as_ref(), rows.iter().map(|r| r.author_id)).await?;
+        let authors = self.authors.load(rows.iter().map(|r| r.author_id)).await?;
         Ok(Page::from_rows(
             rows,
             limit,
@@ -77,7 +77,7 @@ impl Posts {
         .insert(&txn)
         .await?;
         txn.commit().await?;
-        let authors = load_authors(self.db.as_ref(), [row.author_id]).await?;
+        let authors = self.authors.load([row.author_id]).await?;
         let comment = PostComment::new(row, author_of(&authors, author_id));
         self.bus
             .broadcast(&post_topic(post.id), "comment_added", to_json(&comment));

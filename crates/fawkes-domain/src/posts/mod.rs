@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 pub use views::{NewPost, NewPostComment, Post, PostChanges, PostComment, PostFilter, PostStatus};
 
-use crate::authors::{author_of, load_authors};
+use crate::authors::{Authors, author_of};
 use crate::outbound::emit;
 use crate::page::newest_first;
 use crate::store::begin_write;
@@ -45,11 +45,22 @@ pub struct Posts {
     db: Arc<DatabaseConnection>,
     bus: PubSub,
     sinks: fawkes_sync::Router,
+    authors: Authors,
 }
 
 impl Posts {
-    pub fn new(db: Arc<DatabaseConnection>, bus: PubSub, sinks: fawkes_sync::Router) -> Self {
-        Self { db, bus, sinks }
+    pub(crate) fn new(
+        db: Arc<DatabaseConnection>,
+        bus: PubSub,
+        sinks: fawkes_sync::Router,
+        authors: Authors,
+    ) -> Self {
+        Self {
+            db,
+            bus,
+            sinks,
+            authors,
+        }
     }
 
     /// The posts the actor can read, newest first: published ones, their own drafts, and every
@@ -71,7 +82,7 @@ impl Posts {
         let rows = newest_first(query, post::Column::Id, (cursor, limit))
             .all(self.db.as_ref())
             .await?;
-        let authors = load_authors(self.db.as_ref(), rows.iter().map(|r| r.author_id)).await?;
+        let authors = self.authors.load(rows.iter().map(|r| r.author_id)).await?;
         Ok(Page::from_rows(
             rows,
             limit,
@@ -292,7 +303,7 @@ impl Posts {
     }
 
     async fn with_author(&self, row: post::Model) -> Result<Post, DomainError> {
-        let authors = load_authors(self.db.as_ref(), [row.author_id]).await?;
+        let authors = self.authors.load([row.author_id]).await?;
         let author = author_of(&authors, row.author_id);
         Ok(Post::new(row, author))
     }

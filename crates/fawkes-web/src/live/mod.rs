@@ -42,7 +42,7 @@ const PAGES: [&str; 13] = [
 ];
 
 pub fn runtime(state: &AppState, signer: Signer, allowed_origins: Vec<String>) -> Arc<PagesLive> {
-    let domain = state.domain.clone();
+    let domain = Domain::clone(&state.domain);
     let endpoint = state.endpoint.clone();
     let d2 = domain.clone();
     let d = &domain;
@@ -103,7 +103,7 @@ pub fn router(
         .route("/logout", post(handlers::logout))
         .with_state(handlers::PagesState {
             live: live.clone(),
-            domain: state.domain.clone(),
+            domain: Domain::clone(&state.domain),
             secure_cookies,
         });
     let live_socket = fawkes_channels::router(
