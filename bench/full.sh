@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The full-size runs of issue 8's targets on one node, one after another, each on a fresh server:
-# idle and fan-out at 19,000 connections (with the Node peer), chat at 2,000 messages/s and
+# idle and fan-out at 19,000 connections (with the Node peer, and the kernel's floor), chat at 2,000 messages/s and
 # presence churn on SQLite and PostgreSQL, and REST under wrk. Prints each table and writes the
 # JSON to bench/results/full/. Takes about 25 minutes; run it on a quiet machine.
 #
@@ -69,6 +69,10 @@ if part fanout; then
   echo "== fan-out: $CONNECTIONS subscribers, 20 broadcasts, then the peer"
   start_server fanout
   bench fanout --connections "$CONNECTIONS" --repeats 20 --peer
+  stop_server
+  # Both ends of each connection live in one process: 9,000 is the most its file limit allows.
+  echo "== the kernel's floor: one 300-byte write to each of 9,000 loopback connections"
+  "$BIN/fawkes-bench" floor --connections 9000 --frame-bytes 300 --out "$OUT"
 fi
 part db || exit 0
 for db in sqlite postgres; do

@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, BOUND, CONNECT_CONCURRENCY, HEARTBEAT};
 use crate::proc_stats::ProcStats;
+use crate::stalls::{StallMeter, Stalls};
 use crate::stats::Summary;
 
 pub struct Params {
@@ -59,6 +60,9 @@ pub struct ChatResult {
     /// Server CPU-seconds per wall-second over the sending and draining phase (1.0 = one core).
     pub server_cpu_fraction: f64,
     pub server_cpu_ms_per_message: f64,
+    /// How late a 1 ms sleep woke in this process while sending and draining: the machine's
+    /// own stalls, which every message in flight waits out too.
+    pub machine_stalls: Stalls,
 }
 
 /// What the connections count together.
@@ -172,6 +176,7 @@ pub async fn run(
         params.seconds, params.rate
     );
     let cpu_start = server.sample()?.cpu_seconds;
+    let stall_meter = StallMeter::start();
     let started = Instant::now();
     phase.send_replace(Phase::Sending);
     tokio::time::sleep(Duration::from_secs(params.seconds)).await;
@@ -194,6 +199,7 @@ pub async fn run(
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = server.sample()?.cpu_seconds - cpu_start;
+    let machine_stalls = stall_meter.stop();
     phase.send_replace(Phase::Done);
 
     let mut delivery = Vec::new();
@@ -242,15 +248,16 @@ pub async fn run(
         server_cpu_seconds: cpu,
         server_cpu_fraction: cpu / elapsed,
         server_cpu_ms_per_message: 1e3 * cpu / messages_stored.max(1) as f64,
+        machine_stalls,
     })
 }
 
 pub fn print(result: &ChatResult) {
     println!(
-        "scenario  label     rooms  members  msg/s_stored  deliveries/s  lost  refused  p50_ms  p99_ms  p99.9_ms  stored_p99_ms  server_cpu_%"
+        "scenario  label     rooms  members  msg/s_stored  deliveries/s  lost  refused  p50_ms  p99_ms  p99.9_ms  stored_p99_ms  server_cpu_%  stalls>10ms  stall_max_ms"
     );
     println!(
-        "chat      {:<8}  {:>5}  {:>7}  {:>12.0}  {:>12.0}  {:>4}  {:>7}  {:>6.2}  {:>6.2}  {:>8.2}  {:>13.2}  {:>12.1}",
+        "chat      {:<8}  {:>5}  {:>7}  {:>12.0}  {:>12.0}  {:>4}  {:>7}  {:>6.2}  {:>6.2}  {:>8.2}  {:>13.2}  {:>12.1}  {:>11}  {:>12.1}",
         result.label,
         result.rooms,
         result.members,
@@ -262,7 +269,9 @@ pub fn print(result: &ChatResult) {
         result.delivery_latency.p99_ms,
         result.delivery_latency.p999_ms,
         result.stored_latency.p99_ms,
-        100.0 * result.server_cpu_fraction
+        100.0 * result.server_cpu_fraction,
+        result.machine_stalls.count,
+        result.machine_stalls.max_ms
     );
     if let Some(reason) = &result.first_refusal {
         println!("first refusal: {reason}");

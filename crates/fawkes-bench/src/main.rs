@@ -9,16 +9,19 @@
 //! fawkes-bench jobs     --database-url postgres://… --count 5000 --concurrency 10
 //! fawkes-bench soak     --duration 3600
 //! fawkes-bench cluster  --nodes http://127.0.0.1:4001,… --node-pids P1,… --connections 95000
+//! fawkes-bench floor    --connections 9000 --frame-bytes 300
 //! ```
 
 mod chat;
 mod client;
 mod cluster;
+mod floor;
 mod jobs;
 mod peer;
 mod presence;
 mod proc_stats;
 mod soak;
+mod stalls;
 mod stats;
 
 use std::path::PathBuf;
@@ -108,6 +111,13 @@ enum Scenario {
     /// The idle and fan-out measures over a cluster of nodes on this machine, with the
     /// connections opened by one shard process per node.
     Cluster(cluster::Params),
+    /// The kernel's cost of one small write to each of N loopback TCP connections, with no
+    /// server: the least CPU a delivery can cost when each is its own write (needs no server).
+    Floor {
+        /// Bytes per write; the fan-out scenario's frames are about 300.
+        #[arg(long, default_value_t = 300)]
+        frame_bytes: usize,
+    },
     /// One shard of a cluster run: `--connections` connections to `--url`, driven by the
     /// cluster command over stdin and stdout.
     #[command(hide = true)]
@@ -141,10 +151,25 @@ async fn main() -> anyhow::Result<()> {
     if let Scenario::Jobs(params) = &cli.scenario {
         let result = jobs::run(params).await?;
         jobs::print(&result);
-        let path = result_path(&cli.out, "jobs", &result_label(&cli.label, params), "");
-        std::fs::create_dir_all(&cli.out)?;
-        std::fs::write(&path, serde_json::to_vec_pretty(&result)?)?;
-        println!("wrote {}", path.display());
+        save(
+            &result,
+            result_path(&cli.out, "jobs", &result_label(&cli.label, params), ""),
+        )?;
+        return Ok(());
+    }
+    if let Scenario::Floor { frame_bytes } = &cli.scenario {
+        let limit =
+            rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
+        if 2 * cli.connections as u64 + 64 > limit {
+            bail!(
+                "floor holds both ends of each connection: at most {} here",
+                (limit - 64) / 2
+            );
+        }
+        let result = floor::run(cli.connections, *frame_bytes).await?;
+        floor::print(&result);
+        let size = format!("-{}", cli.connections);
+        save(&result, result_path(&cli.out, "floor", &cli.label, &size))?;
         return Ok(());
     }
     if !is_loopback(&cli.url) {
@@ -155,10 +180,7 @@ async fn main() -> anyhow::Result<()> {
         let result = soak::run(&cli.url, cli.server_pid, &cli.label, params).await?;
         soak::print(&result);
         let size = format!("-{}s", params.duration);
-        let path = result_path(&cli.out, "soak", &cli.label, &size);
-        std::fs::create_dir_all(&cli.out)?;
-        std::fs::write(&path, serde_json::to_vec_pretty(&result)?)?;
-        println!("wrote {}", path.display());
+        save(&result, result_path(&cli.out, "soak", &cli.label, &size))?;
         if !result.passed {
             bail!(
                 "soak failed: {} errors, memory {}",
@@ -179,10 +201,7 @@ async fn main() -> anyhow::Result<()> {
             let result = cluster::run(params, cli.connections).await?;
             cluster::print(&result);
             let size = format!("-{}x{}", params.nodes.len(), cli.connections);
-            let path = result_path(&cli.out, "cluster", &cli.label, &size);
-            std::fs::create_dir_all(&cli.out)?;
-            std::fs::write(&path, serde_json::to_vec_pretty(&result)?)?;
-            println!("wrote {}", path.display());
+            save(&result, result_path(&cli.out, "cluster", &cli.label, &size))?;
             return Ok(());
         }
         Scenario::Shard {
@@ -199,7 +218,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let sockets = match &cli.scenario {
         Scenario::Idle { .. } | Scenario::Fanout { .. } => cli.connections,
-        Scenario::Jobs(_) | Scenario::Soak(_) | Scenario::Cluster(_) | Scenario::Shard { .. } => 0,
+        Scenario::Jobs(_)
+        | Scenario::Soak(_)
+        | Scenario::Cluster(_)
+        | Scenario::Shard { .. }
+        | Scenario::Floor { .. } => 0,
         Scenario::Chat { rooms, members, .. } => rooms * members,
         Scenario::Presence {
             observers,
@@ -320,18 +343,19 @@ async fn main() -> anyhow::Result<()> {
                 serde_json::to_value(&result)?,
             )
         }
-        Scenario::Jobs(_) | Scenario::Soak(_) | Scenario::Cluster(_) | Scenario::Shard { .. } => {
-            bail!("the jobs, soak and cluster scenarios are handled above")
+        Scenario::Jobs(_)
+        | Scenario::Soak(_)
+        | Scenario::Cluster(_)
+        | Scenario::Shard { .. }
+        | Scenario::Floor { .. } => {
+            bail!("the jobs, soak, cluster and floor scenarios are handled above")
         }
     };
     let size = match name.as_str() {
         "idle" | "fanout" | "idle-vs-peer" | "fanout-vs-peer" => format!("-{}", cli.connections),
         _ => String::new(),
     };
-    let path = result_path(&cli.out, &name, label, &size);
-    std::fs::create_dir_all(&cli.out)?;
-    std::fs::write(&path, serde_json::to_vec_pretty(&json)?)?;
-    println!("wrote {}", path.display());
+    save(&json, result_path(&cli.out, &name, label, &size))?;
     Ok(())
 }
 
@@ -350,6 +374,16 @@ fn result_label(label: &str, params: &jobs::Params) -> String {
 }
 
 /// `{out}/{scenario}[-{label}]{size}.json`
+/// Writes a result as JSON to `path`, making its folder, and says where.
+fn save(result: &impl Serialize, path: PathBuf) -> anyhow::Result<()> {
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder)?;
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(result)?)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
 fn result_path(out: &str, name: &str, label: &str, size: &str) -> PathBuf {
     let label = if label.is_empty() {
         String::new()
@@ -771,6 +805,11 @@ mod tests {
             server_cpu_seconds: 0.1,
             server_cpu_fraction: 0.1,
             server_cpu_ms_per_message: 16.0,
+            machine_stalls: stalls::Stalls {
+                max_ms: 12.5,
+                count: 1,
+                total_ms: 12.5,
+            },
         };
         let json = serde_json::to_value(&chat).expect("json");
         assert_eq!(
@@ -779,6 +818,7 @@ mod tests {
         );
         assert_eq!(json["delivery_latency"]["p50_ms"], 2.0);
         assert_eq!(json["first_refusal"], Value::Null);
+        assert_eq!(json["machine_stalls"]["count"], 1);
         for key in [
             "stored_per_second",
             "deliveries_per_second",
