@@ -135,14 +135,20 @@ impl Messaging {
         validate(&input)?;
         let (row, room) = self.find_message(actor, message_id).await?;
         policy::edit_message(actor, &row)?;
+        // In a transaction even though it is one statement: on a full SQLite disk an autocommit
+        // `UPDATE … RETURNING` answered with its row while the write was lost (the row is read
+        // before the statement's last step, where the commit fails), and the failed `COMMIT`
+        // is reported (tests/faults.rs).
+        let txn = begin_write(self.db.as_ref()).await?;
         let updated = message::ActiveModel {
             id: Set(row.id),
             body: Set(input.body),
             edited_at: Set(Some(now())),
             ..Default::default()
         }
-        .update(self.db.as_ref())
+        .update(&txn)
         .await?;
+        txn.commit().await?;
         self.newest.invalidate(&[room.id]);
         let message = self.with_author(updated).await?;
         self.bus
@@ -155,13 +161,16 @@ impl Messaging {
     pub async fn delete_message(&self, actor: &Actor, message_id: Uuid) -> Result<(), DomainError> {
         let (row, room) = self.find_message(actor, message_id).await?;
         policy::delete_message(actor, &row, &room)?;
+        // In a transaction for the reason given in `edit_message`.
+        let txn = begin_write(self.db.as_ref()).await?;
         message::ActiveModel {
             id: Set(row.id),
             deleted_at: Set(Some(now())),
             ..Default::default()
         }
-        .update(self.db.as_ref())
+        .update(&txn)
         .await?;
+        txn.commit().await?;
         self.newest.invalidate(&[room.id]);
         self.bus.broadcast(
             &room_topic(&room.slug),
