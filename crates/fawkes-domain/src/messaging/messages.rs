@@ -136,9 +136,9 @@ impl Messaging {
         let (row, room) = self.find_message(actor, message_id).await?;
         policy::edit_message(actor, &row)?;
         // In a transaction even though it is one statement: on a full SQLite disk an autocommit
-        // `UPDATE … RETURNING` answered with its row while the write was lost (the row is read
-        // before the statement's last step, where the commit fails), and the failed `COMMIT`
-        // is reported (tests/faults.rs).
+        // `UPDATE … RETURNING` answered with its row while the write was lost (likely because
+        // the row is read before the statement's last step, where the commit fails), whereas
+        // a failed `COMMIT` is reported (tests/faults.rs).
         let txn = begin_write(self.db.as_ref()).await?;
         let updated = message::ActiveModel {
             id: Set(row.id),
