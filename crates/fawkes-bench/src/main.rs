@@ -373,7 +373,6 @@ fn result_label(label: &str, params: &jobs::Params) -> String {
     }
 }
 
-/// `{out}/{scenario}[-{label}]{size}.json`
 /// Writes a result as JSON to `path`, making its folder, and says where.
 fn save(result: &impl Serialize, path: PathBuf) -> anyhow::Result<()> {
     if let Some(folder) = path.parent() {
@@ -384,6 +383,7 @@ fn save(result: &impl Serialize, path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `{out}/{scenario}[-{label}]{size}.json`
 fn result_path(out: &str, name: &str, label: &str, size: &str) -> PathBuf {
     let label = if label.is_empty() {
         String::new()

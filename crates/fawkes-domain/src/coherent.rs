@@ -208,7 +208,24 @@ where
         }
     }
 
-    /// Take before reading the value from the database, and hand to [`CoherentCache::keep`].
+    /// The cached value of `key`, or else what `load` reads, kept unless an invalidation came
+    /// in while it was read.
+    pub async fn get_or_load<Q, E, Fut>(&self, key: &Q, load: impl FnOnce() -> Fut) -> Result<V, E>
+    where
+        Q: moka::Equivalent<K> + Hash + ToOwned<Owned = K> + ?Sized,
+        Fut: std::future::Future<Output = Result<V, E>>,
+    {
+        if let Some(value) = self.get(key) {
+            return Ok(value);
+        }
+        let started = self.read_started();
+        let value = load().await?;
+        self.keep(started, key.to_owned(), value.clone());
+        Ok(value)
+    }
+
+    /// Take before reading the value from the database, and hand to [`CoherentCache::keep`]
+    /// (for loads that [`CoherentCache::get_or_load`] cannot express, such as batches).
     pub fn read_started(&self) -> ReadStarted {
         ReadStarted(
             self.inner
@@ -279,6 +296,45 @@ mod tests {
         assert_eq!(cache.stats().hits.load(Ordering::Relaxed), 2);
         assert_eq!(cache.stats().misses.load(Ordering::Relaxed), 3);
         assert_eq!(cache.stats().invalidations.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test]
+    async fn get_or_load_reads_once_and_drops_a_load_that_straddles_an_invalidation() {
+        let cache = cache();
+        let id = Uuid::now_v7();
+        let loads = std::cell::Cell::new(0);
+        let load = |value: &'static str| {
+            loads.set(loads.get() + 1);
+            async move { Ok::<_, ()>(value.to_owned()) }
+        };
+        assert_eq!(
+            cache.get_or_load(&id, || load("one")).await.as_deref(),
+            Ok("one")
+        );
+        assert_eq!(
+            cache.get_or_load(&id, || load("two")).await.as_deref(),
+            Ok("one")
+        );
+        assert_eq!(loads.get(), 1, "the second answer came from the cache");
+
+        cache.invalidate(&[id]);
+        let straddled = cache
+            .get_or_load(&id, || {
+                cache.invalidate(&[id]);
+                load("stale")
+            })
+            .await;
+        assert_eq!(
+            straddled.as_deref(),
+            Ok("stale"),
+            "the caller gets what it read"
+        );
+        assert!(cache.get(&id).is_none(), "but it is not kept");
+        assert_eq!(
+            cache.get_or_load(&id, || load("fresh")).await.as_deref(),
+            Ok("fresh")
+        );
+        assert_eq!(loads.get(), 3);
     }
 
     #[test]

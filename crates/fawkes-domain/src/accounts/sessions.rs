@@ -171,46 +171,42 @@ impl Accounts {
         session_id: Uuid,
     ) -> Result<(Actor, i64), DomainError> {
         let db = self.db.as_ref();
-        let session = match self.cache.sessions.get(&session_id) {
-            Some(cached) => cached,
-            None => {
-                let started = self.cache.sessions.read_started();
+        let session = self
+            .cache
+            .sessions
+            .get_or_load(&session_id, || async {
                 let row = session::Entity::find_by_id(session_id)
                     .one(db)
                     .await?
                     .ok_or(AuthFailure::InvalidToken)?;
-                let read = CachedSession {
+                Ok::<_, DomainError>(CachedSession {
                     user_id: row.user_id,
                     device_id: row.device_id,
                     revoked: row.revoked_at.is_some(),
                     expires_at: row.expires_at,
-                };
-                self.cache.sessions.keep(started, session_id, read.clone());
-                read
-            }
-        };
+                })
+            })
+            .await?;
         if session.user_id != user_id {
             return Err(AuthFailure::InvalidToken.into());
         }
         if session.revoked {
             return Err(AuthFailure::SessionRevoked.into());
         }
-        let user = match self.cache.users.get(&user_id) {
-            Some(cached) => cached,
-            None => {
-                let started = self.cache.users.read_started();
+        let user = self
+            .cache
+            .users
+            .get_or_load(&user_id, || async {
                 let row = user::Entity::find_by_id(user_id)
                     .one(db)
                     .await?
                     .ok_or(AuthFailure::InvalidToken)?;
-                let read = CachedUser {
+                Ok::<_, DomainError>(CachedUser {
                     is_active: row.is_active,
                     role: row.role,
-                };
-                self.cache.users.keep(started, user_id, read.clone());
-                read
-            }
-        };
+                })
+            })
+            .await?;
         if !user.is_active {
             return Err(AuthFailure::AccountDisabled.into());
         }

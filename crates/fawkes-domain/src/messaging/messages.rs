@@ -231,16 +231,14 @@ impl Messaging {
         &self,
         room_id: Uuid,
     ) -> Result<Arc<Vec<message::Model>>, DomainError> {
-        if let Some(rows) = self.newest.get(&room_id) {
-            return Ok(rows);
-        }
-        let started = self.newest.read_started();
-        let rows = newest_first(live_in(room_id), message::Column::Id, (None, MAX_LIMIT))
-            .all(self.db.as_ref())
-            .await?;
-        let rows = Arc::new(rows);
-        self.newest.keep(started, room_id, rows.clone());
-        Ok(rows)
+        self.newest
+            .get_or_load(&room_id, || async {
+                let rows = newest_first(live_in(room_id), message::Column::Id, (None, MAX_LIMIT))
+                    .all(self.db.as_ref())
+                    .await?;
+                Ok::<_, DomainError>(Arc::new(rows))
+            })
+            .await
     }
 
     async fn with_author(&self, row: message::Model) -> Result<Message, DomainError> {

@@ -189,19 +189,16 @@ impl Messaging {
         if slug.contains('\0') {
             return Err(DomainError::NotFound("room"));
         }
-        let room = match self.rooms.get(slug) {
-            Some(room) => room,
-            None => {
-                let started = self.rooms.read_started();
-                let room = room::Entity::find()
+        let room = self
+            .rooms
+            .get_or_load(slug, || async {
+                room::Entity::find()
                     .filter(room::Column::Slug.eq(slug))
                     .one(self.db.as_ref())
                     .await?
-                    .ok_or(DomainError::NotFound("room"))?;
-                self.rooms.keep(started, room.slug.clone(), room.clone());
-                room
-            }
-        };
+                    .ok_or(DomainError::NotFound("room"))
+            })
+            .await?;
         self.check_entry(actor, &room).await?;
         Ok(room)
     }
