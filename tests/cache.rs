@@ -44,19 +44,27 @@ async fn pair(bus: &str) -> Option<(TestServer, TestServer)> {
     Some((a, b))
 }
 
-/// Polls `path` on `server` as `token` until it answers `status`; how long that took.
-async fn until_status(server: &TestServer, path: &str, token: &str, status: u16) -> Duration {
+/// Checks every 10 ms until `reached` holds (at most 5 s); how long that took.
+async fn until(what: &str, mut reached: impl AsyncFnMut() -> bool) -> Duration {
     let started = Instant::now();
     loop {
-        if server.get(path, token).await.status.as_u16() == status {
+        if reached().await {
             return started.elapsed();
         }
         assert!(
             started.elapsed() < Duration::from_secs(5),
-            "{path} never answered {status} on the other node"
+            "{what} never reached the other node"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Polls `path` on `server` as `token` until it answers `status`; how long that took.
+async fn until_status(server: &TestServer, path: &str, token: &str, status: u16) -> Duration {
+    until(&format!("{path} answering {status}"), async || {
+        server.get(path, token).await.status.as_u16() == status
+    })
+    .await
 }
 
 async fn cache_hits(server: &TestServer) -> f64 {
@@ -198,17 +206,7 @@ async fn until_page(
     what: &str,
     seen: impl Fn(&[(String, String, String)]) -> bool,
 ) -> Duration {
-    let started = Instant::now();
-    loop {
-        if seen(&first_page(server, token).await) {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{what} never reached the other node"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until(what, async || seen(&first_page(server, token).await)).await
 }
 
 async fn message_changes_reach_every_node(bus: &str) {
