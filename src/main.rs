@@ -243,7 +243,11 @@ fn init_logging(config: &Config) {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // The builder's default reports a failed log write with `eprintln!`, which panics when
+        // stderr is gone (a log collector that died, a closed pipe): the request being logged
+        // would die with it. A lost log line must not cost a request.
+        .log_internal_errors(false);
     match config.log.format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),

@@ -139,11 +139,16 @@ fn serve_starts_on_sqlite_and_answers_health() {
         .current_dir(dir.path())
         .args(["--bind", &addr.to_string()])
         .env("FAWKES_LOG__FORMAT", "json")
+        // At debug level the health request logs as it is served.
+        .env("FAWKES_LOG__LEVEL", "debug")
         .stderr(Stdio::piped())
         .spawn()
         .expect("fawkes starts");
     let stderr = child.stderr.take().expect("stderr");
     // The server logs when it listens; wait for that line rather than for a fixed time.
+    // The reader is dropped once the server listens, so the server's stderr is a closed pipe
+    // from then on: a log line it cannot write must not take the request (or the server) with
+    // it.
     let mut seen = Vec::new();
     for line in BufReader::new(stderr).lines().map_while(Result::ok) {
         let listening = line.contains("fawkes listening");

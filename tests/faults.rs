@@ -531,6 +531,43 @@ async fn sqlite_disk_full_is_reported_and_recovers() {
         }
     }
 
+    // A single-row write of another context (a post draft) is refused, or stored: the same
+    // check, through `store::insert_row`. The disk is filled again before each try.
+    let mut post_refused = false;
+    for i in 0..3 {
+        fill_until_refused(&fawkes, &token, &mut created, 300_000 + 10_000 * i).await;
+        let body: String = large_body(70_000 + i).repeat(5);
+        let (status, reply) = fawkes
+            .answered(
+                Method::POST,
+                "/api/v1/posts",
+                Some(&token),
+                Some(json!({ "title": format!("draft {i}"), "body": body })),
+            )
+            .await;
+        match status {
+            201 => {
+                let id = reply["id"].as_str().expect("post id");
+                let (status, stored) = fawkes
+                    .answered(
+                        Method::GET,
+                        &format!("/api/v1/posts/{id}"),
+                        Some(&token),
+                        None,
+                    )
+                    .await;
+                assert_eq!(status, 200, "a post answered 201 is stored: {stored}");
+                assert_eq!(stored["body"], json!(body), "a post answered 201 is stored");
+            }
+            503 | 507 => {
+                assert_envelope(status, &reply);
+                post_refused = true;
+            }
+            other => panic!("a post on a full disk answered {other}: {reply}"),
+        }
+    }
+    assert!(post_refused, "no post was refused on the full disk");
+
     // Space comes back: writes succeed again without a restart.
     let lifted = Command::new("prlimit")
         .args(["--pid", &fawkes.pid().to_string(), "--fsize=unlimited"])

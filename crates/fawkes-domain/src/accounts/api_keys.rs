@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::tokens::secret_hash;
 use super::{Accounts, policy};
+use crate::store::insert_row;
 use crate::time::{now, to_datetime};
 use crate::validation::validate;
 use crate::{Actor, AuthFailure, DomainError, Scope, Service};
@@ -105,9 +106,8 @@ impl Accounts {
             created_at: Set(now()),
             last_used_at: Set(None),
             revoked_at: Set(None),
-        }
-        .insert(self.db.as_ref())
-        .await?;
+        };
+        let row = insert_row(self.db.as_ref(), row).await?;
         Ok(CreatedApiKey {
             api_key: ApiKey::from(row),
             key,

@@ -5,6 +5,7 @@ use sea_orm::prelude::*;
 use sea_orm::{ActiveValue::Set, QueryOrder, QuerySelect};
 
 use super::{Accounts, Device, policy};
+use crate::store::update_row;
 use crate::{Actor, DomainError};
 
 impl Accounts {
@@ -33,13 +34,12 @@ impl Accounts {
             .await?
             .ok_or(DomainError::NotFound("device"))?;
         policy::manage_device(actor, &device)?;
-        let updated = user_device::ActiveModel {
+        let deactivated = user_device::ActiveModel {
             id: Set(device.id),
             is_active: Set(false),
             ..Default::default()
-        }
-        .update(db)
-        .await?;
+        };
+        let updated = update_row(db, deactivated).await?;
         let open: Vec<Uuid> = session::Entity::find()
             .select_only()
             .column(session::Column::Id)

@@ -9,6 +9,7 @@ use super::{
     Accounts, ChangePassword, ChangeUsername, CreateUser, PublicUser, UpdateUser, User, policy,
 };
 use crate::page::oldest_first;
+use crate::store::{insert_row, update_row};
 use crate::time::now;
 use crate::validation::validate;
 use crate::{Actor, DomainError, Page, PageRequest, Role};
@@ -133,23 +134,23 @@ impl Accounts {
         let username_key = input.username.to_lowercase();
         self.ensure_username_free(&username_key, Some(identity.user_id))
             .await?;
-        let updated = user::ActiveModel {
+        let renamed = user::ActiveModel {
             id: Set(identity.user_id),
             username: Set(input.username),
             username_key: Set(username_key),
             updated_at: Set(now()),
             ..Default::default()
-        }
-        .update(self.db.as_ref())
-        .await
-        .map_err(|e| match e {
-            DbErr::RecordNotUpdated => DomainError::NotFound("user"),
-            // Someone took the name between the check and the update.
-            other => match DomainError::from(other) {
-                DomainError::Conflict { .. } => username_taken(),
-                other => other,
-            },
-        })?;
+        };
+        let updated = update_row(self.db.as_ref(), renamed)
+            .await
+            .map_err(|e| match e {
+                DbErr::RecordNotUpdated => DomainError::NotFound("user"),
+                // Someone took the name between the check and the update.
+                other => match DomainError::from(other) {
+                    DomainError::Conflict { .. } => username_taken(),
+                    other => other,
+                },
+            })?;
         self.authors.renamed(updated.id);
         Ok(User::from(updated))
     }
@@ -216,7 +217,7 @@ impl Accounts {
         if let Some(is_active) = change.is_active {
             row.is_active = Set(is_active);
         }
-        let updated = row.update(self.db.as_ref()).await?;
+        let updated = update_row(self.db.as_ref(), row).await?;
         // Role and activity are what authentication reads: every node drops its copy.
         self.cache.invalidate(&[], &[user_id]);
         if current.is_active && !updated.is_active {
@@ -270,8 +271,7 @@ impl Accounts {
             created_at: Set(at),
             updated_at: Set(at),
         };
-        match row
-            .insert(self.db.as_ref())
+        match insert_row(self.db.as_ref(), row)
             .await
             .map_err(DomainError::from)
         {

@@ -13,7 +13,7 @@ use crate::authors::author_of;
 use crate::notifications::{SourceKind, enqueue_notify, may_mention};
 use crate::outbound::emit;
 use crate::page::{MAX_LIMIT, newest_first, oldest_first};
-use crate::store::begin_write;
+use crate::store::{begin_write, update_row};
 use crate::time::now;
 use crate::validation::validate;
 use crate::{Actor, Cursor, DomainError, Page, PageRequest};
@@ -135,20 +135,13 @@ impl Messaging {
         validate(&input)?;
         let (row, room) = self.find_message(actor, message_id).await?;
         policy::edit_message(actor, &row)?;
-        // In a transaction even though it is one statement: on a full SQLite disk an autocommit
-        // `UPDATE … RETURNING` answered with its row while the write was lost (likely because
-        // the row is read before the statement's last step, where the commit fails), whereas
-        // a failed `COMMIT` is reported (tests/faults.rs).
-        let txn = begin_write(self.db.as_ref()).await?;
-        let updated = message::ActiveModel {
+        let edit = message::ActiveModel {
             id: Set(row.id),
             body: Set(input.body),
             edited_at: Set(Some(now())),
             ..Default::default()
-        }
-        .update(&txn)
-        .await?;
-        txn.commit().await?;
+        };
+        let updated = update_row(self.db.as_ref(), edit).await?;
         self.newest.invalidate(&[room.id]);
         let message = self.with_author(updated).await?;
         self.bus
@@ -161,16 +154,12 @@ impl Messaging {
     pub async fn delete_message(&self, actor: &Actor, message_id: Uuid) -> Result<(), DomainError> {
         let (row, room) = self.find_message(actor, message_id).await?;
         policy::delete_message(actor, &row, &room)?;
-        // In a transaction for the reason given in `edit_message`.
-        let txn = begin_write(self.db.as_ref()).await?;
-        message::ActiveModel {
+        let deletion = message::ActiveModel {
             id: Set(row.id),
             deleted_at: Set(Some(now())),
             ..Default::default()
-        }
-        .update(&txn)
-        .await?;
-        txn.commit().await?;
+        };
+        update_row(self.db.as_ref(), deletion).await?;
         self.newest.invalidate(&[room.id]);
         self.bus.broadcast(
             &room_topic(&room.slug),

@@ -7,7 +7,7 @@ use sea_orm::{ActiveValue::Set, Condition, QueryOrder, QuerySelect, QueryTrait};
 use super::{AddMember, Member, Messaging, NewRoom, Room, policy, room_topic};
 use crate::authors::author_of;
 use crate::page::oldest_first;
-use crate::store::begin_write;
+use crate::store::{begin_write, insert_row};
 use crate::time::{now, to_datetime};
 use crate::validation::validate;
 use crate::{Actor, DomainError, Page, PageRequest};
@@ -137,12 +137,14 @@ impl Messaging {
             };
             return Ok((member, false));
         }
-        let row = room_member::ActiveModel {
-            room_id: Set(room.id),
-            user_id: Set(user.id),
-            joined_at: Set(now()),
-        }
-        .insert(db)
+        let row = insert_row(
+            db,
+            room_member::ActiveModel {
+                room_id: Set(room.id),
+                user_id: Set(user.id),
+                joined_at: Set(now()),
+            },
+        )
         .await?;
         let member = Member {
             user: author,

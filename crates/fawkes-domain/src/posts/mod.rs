@@ -22,7 +22,7 @@ pub use views::{NewPost, NewPostComment, Post, PostChanges, PostComment, PostFil
 use crate::authors::{Authors, author_of};
 use crate::outbound::emit;
 use crate::page::newest_first;
-use crate::store::begin_write;
+use crate::store::{begin_write, insert_row, update_row};
 use crate::time::{now, to_datetime};
 use crate::validation::validate;
 use crate::{Actor, DomainError, Page, PageRequest};
@@ -114,17 +114,19 @@ impl Posts {
         validate(&input)?;
         let author_id = policy::create(actor)?;
         let at = now();
-        let row = post::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            author_id: Set(author_id),
-            title: Set(input.title.trim().to_owned()),
-            body: Set(input.body),
-            status: Set(PostStatus::Draft.as_str().to_owned()),
-            published_at: Set(None),
-            created_at: Set(at),
-            updated_at: Set(at),
-        }
-        .insert(self.db.as_ref())
+        let row = insert_row(
+            self.db.as_ref(),
+            post::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                author_id: Set(author_id),
+                title: Set(input.title.trim().to_owned()),
+                body: Set(input.body),
+                status: Set(PostStatus::Draft.as_str().to_owned()),
+                published_at: Set(None),
+                created_at: Set(at),
+                updated_at: Set(at),
+            },
+        )
         .await?;
         // No broadcast: nobody can have joined the topic of a post that did not exist, and a
         // draft never goes on the feed.
@@ -157,7 +159,7 @@ impl Posts {
         if let Some(body) = input.body {
             changes.body = Set(body);
         }
-        let updated = changes.update(self.db.as_ref()).await?;
+        let updated = update_row(self.db.as_ref(), changes).await?;
         let post = self.with_author(updated).await?;
         self.publish_event(&post, "post_updated");
         Ok(post)
