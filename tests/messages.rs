@@ -43,6 +43,86 @@ async fn a_posted_message_reads_back(s: TestServer) {
     assert_eq!(listed, vec![posted], "everyone reads what was stored");
 }
 
+/// Posts that arrive together, which the node's writer stores in shared transactions, are each
+/// answered with what was stored, stored once, and broadcast once to their own room.
+async fn concurrent_posts_are_each_stored_and_broadcast_once(s: TestServer) {
+    const POSTS: usize = 40;
+    let ada = s.register("ada").await;
+    let bob = s.register("bob").await;
+    let rooms = ["north", "south"];
+    for slug in rooms {
+        s.create_room(&ada, slug, false).await;
+    }
+    let mut watcher = s.socket(&ada.access_token).await;
+    for (join_ref, slug) in ["1", "2"].into_iter().zip(rooms) {
+        let reply = watcher
+            .join(&format!("room:{slug}"), join_ref, json!({}))
+            .await;
+        assert_eq!(reply[4]["status"], "ok", "{reply}");
+    }
+
+    let posts = (0..POSTS).map(|i| {
+        let (who, slug) = if i % 2 == 0 {
+            (&ada, rooms[0])
+        } else {
+            (&bob, rooms[1])
+        };
+        let body = format!("message {i}");
+        let s = &s;
+        async move {
+            let reply = s
+                .post(
+                    &messages_in(slug),
+                    Some(&who.access_token),
+                    json!({ "body": body }),
+                )
+                .await;
+            (who, slug, body, reply)
+        }
+    });
+    let mut posted: HashSet<(String, String)> = HashSet::new();
+    for (who, slug, body, reply) in futures_util::future::join_all(posts).await {
+        let message = reply.expect(201);
+        assert_eq!(message["body"], body.as_str());
+        assert_eq!(message["author"]["id"], who.user_id.as_str());
+        assert!(posted.insert((slug.to_owned(), id_of(message))));
+    }
+
+    for slug in rooms {
+        let stored: HashSet<(String, String)> = listed_ids(&s, &ada, slug)
+            .await
+            .into_iter()
+            .map(|id| (slug.to_owned(), id))
+            .collect();
+        assert_eq!(
+            stored.len(),
+            POSTS / 2,
+            "{slug} holds each of its posts once"
+        );
+        assert!(
+            stored.is_subset(&posted),
+            "{slug} holds only what was posted to it"
+        );
+    }
+    let mut broadcast = HashSet::new();
+    while broadcast.len() < POSTS {
+        let frame = watcher.next_json().await;
+        if frame[3] == "new_msg" {
+            let topic = frame[2].as_str().unwrap_or_default();
+            let slug = topic.strip_prefix("room:").unwrap_or(topic).to_owned();
+            let id = frame[4]["id"].as_str().unwrap_or_default().to_owned();
+            assert!(
+                posted.contains(&(slug.clone(), id.clone())),
+                "a broadcast of a post to its own room: {frame}"
+            );
+            assert!(broadcast.insert((slug, id)), "broadcast twice: {frame}");
+        }
+    }
+    // Nothing more: a heartbeat's reply is the next frame.
+    let pong = watcher.heartbeat("beat").await;
+    assert_eq!(pong[3], "phx_reply", "only one broadcast per post: {pong}");
+}
+
 async fn blank_or_too_long_bodies_are_refused(s: TestServer) {
     let ada = s.register("ada").await;
     let too_long = "x".repeat(4001);
@@ -297,6 +377,7 @@ async fn bad_page_parameters_are_refused(s: TestServer) {
 
 on_every_database!(
     a_posted_message_reads_back,
+    concurrent_posts_are_each_stored_and_broadcast_once,
     blank_or_too_long_bodies_are_refused,
     only_the_author_edits_and_editing_sets_edited_at,
     the_author_deletes_their_message,

@@ -169,6 +169,9 @@ async fn traffic_moves_every_family() {
     );
     assert_eq!(after.get("fawkes_rate_limited_disconnects_total", &[]), 0.0);
     assert_eq!(after.get("fawkes_presence_entries", &[]), 1.0);
+    // One message posted: stored in one transaction of the writer.
+    assert_eq!(after.get("fawkes_messages_stored_total", &[]), 1.0);
+    assert_eq!(after.get("fawkes_message_transactions_total", &[]), 1.0);
     assert!(
         after.get(
             "fawkes_db_query_duration_seconds_count",

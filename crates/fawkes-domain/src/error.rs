@@ -41,7 +41,7 @@ impl AuthFailure {
 }
 
 /// What an action can fail with. Transports map each variant to their own error shape.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum DomainError {
     #[error("the input is not valid")]
     Validation(FieldErrors),

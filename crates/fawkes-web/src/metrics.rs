@@ -182,6 +182,10 @@ impl Metrics {
                 counter!("fawkes_cache_invalidations_total", "cache" => name)
                     .absolute(cache.invalidations.load(Relaxed));
             }
+            let writer = state.domain.messaging.writer_stats();
+            counter!("fawkes_messages_stored_total").absolute(writer.messages.load(Relaxed));
+            counter!("fawkes_message_transactions_total")
+                .absolute(writer.transactions.load(Relaxed));
             gauge!("fawkes_db_pool_connections", "state" => "idle").set(f64::from(pool.idle));
             gauge!("fawkes_db_pool_connections", "state" => "in_use")
                 .set(f64::from(pool.open.saturating_sub(pool.idle)));
@@ -242,6 +246,14 @@ fn describe() {
     describe_counter!(
         "fawkes_cache_requests_total",
         "Cache lookups by cache and result (hit or miss)"
+    );
+    describe_counter!(
+        "fawkes_messages_stored_total",
+        "Messages stored by this node's writer"
+    );
+    describe_counter!(
+        "fawkes_message_transactions_total",
+        "Transactions the message writer committed: messages stored over these is the mean batch (group commit)"
     );
     describe_counter!(
         "fawkes_cache_invalidations_total",

@@ -10,14 +10,11 @@ use sea_orm::prelude::*;
 use super::rooms::to_json;
 use super::{Message, MessageBody, Messaging, policy, room_topic};
 use crate::authors::author_of;
-use crate::notifications::{SourceKind, enqueue_notify, may_mention};
-use crate::outbound::emit;
 use crate::page::{MAX_LIMIT, newest_first, oldest_first};
-use crate::store::{begin_write, update_row};
+use crate::store::update_row;
 use crate::time::now;
 use crate::validation::validate;
 use crate::{Actor, Cursor, DomainError, Page, PageRequest};
-use fawkes_sync::Event;
 
 impl Messaging {
     /// A room's messages, newest first; deleted ones are left out.
@@ -90,39 +87,20 @@ impl Messaging {
         validate(&input)?;
         let author_id = policy::post_message(actor)?;
         let room = self.enter_room(actor, slug).await?;
-        let id = Uuid::now_v7();
-        let txn = begin_write(self.db.as_ref()).await?;
-        // A message that may mention someone gets its `notify` job in the same transaction;
-        // enqueued first, so that any failure of the write takes the job back with it.
-        if may_mention(&input.body) {
-            enqueue_notify(&txn, SourceKind::Message, id).await?;
-        }
-        let row = message::ActiveModel {
-            id: Set(id),
-            room_id: Set(room.id),
-            author_id: Set(author_id),
-            body: Set(input.body),
-            created_at: Set(now()),
-            edited_at: Set(None),
-            deleted_at: Set(None),
-        }
-        .insert(&txn)
-        .await?;
-        let data = serde_json::json!({
-            "id": row.id,
-            "room": room.slug,
-            "room_id": room.id,
-            "author_id": row.author_id,
-            "body": row.body,
-            "created_at": crate::time::to_datetime(row.created_at),
-        });
-        emit(&self.sinks, &txn, Event::new("message.created", data)).await?;
-        txn.commit().await?;
-        self.newest.invalidate(&[room.id]);
-        let message = self.with_author(row).await?;
-        self.bus
-            .broadcast(&room_topic(&room.slug), "new_msg", to_json(&message));
-        Ok(message)
+        let authors = self.authors.load([author_id]).await?;
+        let row = message::Model {
+            id: Uuid::now_v7(),
+            room_id: room.id,
+            author_id,
+            body: input.body,
+            created_at: now(),
+            edited_at: None,
+            deleted_at: None,
+        };
+        // Stored in the writer's next transaction, then broadcast (`writer.rs`).
+        self.writer
+            .post(row, room.slug, author_of(&authors, author_id))
+            .await
     }
 
     /// `edit_message`: the author changes the body; broadcasts `msg_edited`.

@@ -5,6 +5,7 @@ mod policy;
 mod reads;
 mod rooms;
 mod views;
+mod writer;
 
 use std::sync::Arc;
 
@@ -19,6 +20,8 @@ use crate::Actor;
 use crate::authors::Authors;
 use crate::coherent::{CacheSettings, CacheStats, CoherentCache};
 pub use views::{AddMember, Member, Message, MessageBody, NewRoom, Room, RoomUnread};
+pub use writer::WriterStats;
+use writer::{MessageWriter, Store};
 
 /// The messaging context.
 #[derive(Clone, Debug)]
@@ -26,13 +29,15 @@ pub struct Messaging {
     db: Arc<DatabaseConnection>,
     bus: PubSub,
     presence: fawkes_presence::Tracker,
-    sinks: fawkes_sync::Router,
     authors: Authors,
     /// Rooms by slug: every message action looks its room up first.
     rooms: CoherentCache<String, room::Model>,
     /// Each room's newest live messages, enough for the largest first page, by room id: what a
     /// client reads on opening a room.
     newest: CoherentCache<Uuid, Arc<Vec<message::Model>>>,
+    /// Stores new messages in batches (group commit) and broadcasts them.
+    writer: MessageWriter,
+    writer_stats: Arc<WriterStats>,
 }
 
 impl Messaging {
@@ -45,19 +50,31 @@ impl Messaging {
         cache: CacheSettings,
     ) -> Self {
         let stats = Arc::new(CacheStats::default());
+        let newest = CoherentCache::weighted(
+            bus.clone(),
+            "fawkes:cache:newest_messages",
+            cache,
+            stats.clone(),
+            |_, rows: &Arc<Vec<message::Model>>| {
+                u32::try_from(rows.len()).unwrap_or(u32::MAX).max(1)
+            },
+        );
+        let writer_stats = Arc::new(WriterStats::default());
+        let writer = MessageWriter::start(Store {
+            db: db.clone(),
+            bus: bus.clone(),
+            sinks,
+            newest: newest.clone(),
+            stats: writer_stats.clone(),
+        });
         Self {
-            rooms: CoherentCache::new(bus.clone(), "fawkes:cache:rooms", cache, stats.clone()),
-            newest: CoherentCache::weighted(
-                bus.clone(),
-                "fawkes:cache:newest_messages",
-                cache,
-                stats,
-                |_, rows| u32::try_from(rows.len()).unwrap_or(u32::MAX).max(1),
-            ),
+            rooms: CoherentCache::new(bus.clone(), "fawkes:cache:rooms", cache, stats),
+            newest,
+            writer,
+            writer_stats,
             db,
             bus,
             presence,
-            sinks,
             authors,
         }
     }
@@ -65,6 +82,11 @@ impl Messaging {
     /// The counters of the rooms' and messages' caches, for metrics.
     pub fn cache_stats(&self) -> &Arc<CacheStats> {
         self.rooms.stats()
+    }
+
+    /// The counters of the message writer (group commit), for metrics.
+    pub fn writer_stats(&self) -> &Arc<WriterStats> {
+        &self.writer_stats
     }
 }
 
