@@ -11,7 +11,7 @@ use sea_orm::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::DomainError;
-use crate::coherent::{CacheSettings, CacheStats, CoherentCache};
+use crate::coherent::{CacheSettings, CacheStats, CoherentCache, ReadStarted};
 
 /// Who wrote a message or comment, as shown next to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -79,6 +79,11 @@ impl Authors {
     }
 
     /// Says everywhere that `user_id`'s name changed; call after the change is written.
+    /// Where the names stand: equal markers mean no name changed in between.
+    pub(crate) fn names_now(&self) -> ReadStarted {
+        self.cache.read_started()
+    }
+
     pub fn renamed(&self, user_id: Uuid) {
         self.cache.invalidate(&[user_id]);
     }

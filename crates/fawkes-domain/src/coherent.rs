@@ -50,7 +50,7 @@ pub struct CacheStats {
 
 /// A marker taken before reading from the database: [`CoherentCache::keep`] stores the value
 /// read only if no invalidation came in between.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ReadStarted(u64);
 
 #[derive(Clone)]
@@ -109,6 +109,9 @@ where
         let (Some(inner), Payload::Json(payload)) = (self.inner.upgrade(), &message.payload) else {
             return;
         };
+        // Bumped before the entries go, so a database read that straddles this is not kept
+        // (`keep`), and again after, so what was built from the old entries, tagged with the
+        // epoch of before (`read_started`), does not pass for current.
         inner.epoch.fetch_add(1, Ordering::SeqCst);
         let keys: Vec<K> = payload["keys"]
             .as_array()
@@ -119,6 +122,7 @@ where
         for key in &keys {
             inner.entries.invalidate(key);
         }
+        inner.epoch.fetch_add(1, Ordering::SeqCst);
         inner
             .stats
             .invalidations
@@ -225,7 +229,9 @@ where
     }
 
     /// Take before reading the value from the database, and hand to [`CoherentCache::keep`]
-    /// (for loads that [`CoherentCache::get_or_load`] cannot express, such as batches).
+    /// (for loads that [`CoherentCache::get_or_load`] cannot express, such as batches). Equal
+    /// markers mean no invalidation came in between: what was built from this cache's values
+    /// under the first is still good under the second. With the cache off, always equal.
     pub fn read_started(&self) -> ReadStarted {
         ReadStarted(
             self.inner

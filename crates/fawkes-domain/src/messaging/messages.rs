@@ -3,10 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use fawkes_data::entity::{message, room};
 use sea_orm::ActiveValue::Set;
 use sea_orm::prelude::*;
 
+use super::newest::Newest;
 use super::rooms::to_json;
 use super::{Message, MessageBody, Messaging, policy, room_topic};
 use crate::authors::author_of;
@@ -27,16 +29,45 @@ impl Messaging {
         let (cursor, limit) = page.parse()?;
         let room = self.enter_room(actor, slug).await?;
         let rows = match cursor {
-            None => {
-                let newest = self.newest_messages(room.id).await?;
-                newest.iter().take(limit as usize + 1).cloned().collect()
-            }
+            None => self.newest_messages(room.id).await?.first_rows(limit),
             Some(_) => {
                 newest_first(live_in(room.id), message::Column::Id, (cursor, limit))
                     .all(self.db.as_ref())
                     .await?
             }
         };
+        self.page_of(rows, limit).await
+    }
+
+    /// [`Messaging::list_messages`] as its JSON. A room's first pages are serialized once,
+    /// then served as they are until the room's messages or a name in them change.
+    pub async fn list_messages_json(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        page: &PageRequest,
+    ) -> Result<Bytes, DomainError> {
+        let (cursor, limit) = page.parse()?;
+        if cursor.is_some() {
+            return json_bytes(&self.list_messages(actor, slug, page).await?);
+        }
+        let room = self.enter_room(actor, slug).await?;
+        let newest = self.newest_messages(room.id).await?;
+        let names_now = self.authors.names_now();
+        if let Some(json) = newest.page_json(limit, names_now) {
+            return Ok(json);
+        }
+        let json = json_bytes(&self.page_of(newest.first_rows(limit), limit).await?)?;
+        newest.keep_page_json(limit, names_now, json.clone());
+        Ok(json)
+    }
+
+    /// A page of `limit` from `limit + 1` rows, with their authors.
+    async fn page_of(
+        &self,
+        rows: Vec<message::Model>,
+        limit: u64,
+    ) -> Result<Page<Message>, DomainError> {
         let authors = self.authors.load(rows.iter().map(|r| r.author_id)).await?;
         Ok(Page::from_rows(
             rows,
@@ -194,16 +225,13 @@ impl Messaging {
 
     /// A room's newest live messages, newest first: one more than the largest page, so any first
     /// page can tell whether another follows. Cached until the room's messages change.
-    async fn newest_messages(
-        &self,
-        room_id: Uuid,
-    ) -> Result<Arc<Vec<message::Model>>, DomainError> {
+    async fn newest_messages(&self, room_id: Uuid) -> Result<Arc<Newest>, DomainError> {
         self.newest
             .get_or_load(&room_id, || async {
                 let rows = newest_first(live_in(room_id), message::Column::Id, (None, MAX_LIMIT))
                     .all(self.db.as_ref())
                     .await?;
-                Ok::<_, DomainError>(Arc::new(rows))
+                Ok::<_, DomainError>(Arc::new(Newest::new(rows)))
             })
             .await
     }
@@ -213,6 +241,12 @@ impl Messaging {
         let author = author_of(&authors, row.author_id);
         Ok(Message::new(row, author))
     }
+}
+
+fn json_bytes<T: serde::Serialize>(value: &T) -> Result<Bytes, DomainError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| DomainError::Internal(format!("encoding JSON: {e}")))
 }
 
 /// A room's messages that are not deleted.

@@ -1,6 +1,7 @@
 //! Messaging: rooms, their members and their messages.
 
 mod messages;
+mod newest;
 mod policy;
 mod reads;
 mod rooms;
@@ -9,7 +10,7 @@ mod writer;
 
 use std::sync::Arc;
 
-use fawkes_data::entity::{message, room};
+use fawkes_data::entity::room;
 use fawkes_pubsub::PubSub;
 use sea_orm::DatabaseConnection;
 use uuid::Uuid;
@@ -34,7 +35,7 @@ pub struct Messaging {
     rooms: CoherentCache<String, room::Model>,
     /// Each room's newest live messages, enough for the largest first page, by room id: what a
     /// client reads on opening a room.
-    newest: CoherentCache<Uuid, Arc<Vec<message::Model>>>,
+    newest: CoherentCache<Uuid, Arc<newest::Newest>>,
     /// Stores new messages in batches (group commit) and broadcasts them.
     writer: MessageWriter,
     writer_stats: Arc<WriterStats>,
@@ -55,8 +56,8 @@ impl Messaging {
             "fawkes:cache:newest_messages",
             cache,
             stats.clone(),
-            |_, rows: &Arc<Vec<message::Model>>| {
-                u32::try_from(rows.len()).unwrap_or(u32::MAX).max(1)
+            |_, newest: &Arc<newest::Newest>| {
+                u32::try_from(newest.len()).unwrap_or(u32::MAX).max(1)
             },
         );
         let writer_stats = Arc::new(WriterStats::default());

@@ -58,7 +58,7 @@ pub(super) struct Store {
     pub(super) bus: PubSub,
     pub(super) sinks: fawkes_sync::Router,
     /// Each room's first page, dropped once its new messages are committed.
-    pub(super) newest: CoherentCache<Uuid, Arc<Vec<message::Model>>>,
+    pub(super) newest: CoherentCache<Uuid, Arc<super::newest::Newest>>,
     pub(super) stats: Arc<WriterStats>,
 }
 

@@ -1,5 +1,6 @@
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use fawkes_domain::messaging::{AddMember, Member, Message, MessageBody, NewRoom, Room};
 use fawkes_domain::{Page, PageRequest};
 use utoipa_axum::router::OpenApiRouter;
@@ -135,14 +136,14 @@ async fn list_messages(
     SignedIn(actor): SignedIn,
     Path(slug): Path<String>,
     Query(page): Query<PageRequest>,
-) -> ApiResult<axum::Json<Page<Message>>> {
-    Ok(axum::Json(
-        state
-            .domain
-            .messaging
-            .list_messages(&actor, &slug, &page)
-            .await?,
-    ))
+) -> ApiResult<impl IntoResponse> {
+    // Already JSON: a room's first page is served as it was serialized (the domain's cache).
+    let json = state
+        .domain
+        .messaging
+        .list_messages_json(&actor, &slug, &page)
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json))
 }
 
 /// Post a message; everyone in the room receives it as `new_msg`.
