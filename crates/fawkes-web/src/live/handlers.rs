@@ -20,7 +20,7 @@ use super::session::{self, DEVICE_COOKIE, SESSION_COOKIE, SignIn};
 #[derive(Clone)]
 pub struct PagesState {
     pub live: Arc<PagesLive>,
-    pub domain: Domain,
+    pub domain: Arc<Domain>,
     /// Mark cookies `Secure`: browsers reach the server over HTTPS (perhaps through a proxy).
     pub secure_cookies: bool,
 }

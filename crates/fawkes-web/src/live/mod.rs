@@ -42,7 +42,7 @@ const PAGES: [&str; 13] = [
 ];
 
 pub fn runtime(state: &AppState, signer: Signer, allowed_origins: Vec<String>) -> Arc<PagesLive> {
-    let domain = Domain::clone(&state.domain);
+    let domain = state.domain.clone();
     let endpoint = state.endpoint.clone();
     let d2 = domain.clone();
     let d = &domain;
@@ -79,8 +79,8 @@ pub fn runtime(state: &AppState, signer: Signer, allowed_origins: Vec<String>) -
 
 /// A view maker that hands each new view the domain.
 fn factory<V: 'static>(
-    domain: &Domain,
-    make: fn(Domain) -> V,
+    domain: &Arc<Domain>,
+    make: fn(Arc<Domain>) -> V,
 ) -> impl Fn() -> V + Send + Sync + 'static {
     let domain = domain.clone();
     move || make(domain.clone())
@@ -103,7 +103,7 @@ pub fn router(
         .route("/logout", post(handlers::logout))
         .with_state(handlers::PagesState {
             live: live.clone(),
-            domain: Domain::clone(&state.domain),
+            domain: state.domain.clone(),
             secure_cookies,
         });
     let live_socket = fawkes_channels::router(

@@ -1,6 +1,8 @@
 //! Who a page is for: the signed cookie that carries a browser's sign-in, and the session each
 //! live view gets from it (checked again on every socket join).
 
+use std::sync::Arc;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -53,7 +55,7 @@ pub fn sign_in_from_headers(signer: &Signer, headers: &HeaderMap) -> Option<Sign
 
 /// What the live runtime asks of the app.
 pub struct Pages {
-    pub domain: Domain,
+    pub domain: Arc<Domain>,
 }
 
 impl Pages {

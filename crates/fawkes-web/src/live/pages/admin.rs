@@ -1,6 +1,8 @@
 //! Administration: find users, change their role, deactivate them, and live counters of the
 //! cluster (connections, nodes, messages per minute) that refresh by themselves.
 
+use std::sync::Arc;
+
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -27,7 +29,7 @@ struct Counters {
 }
 
 pub struct AdminView {
-    domain: Domain,
+    domain: Arc<Domain>,
     header: Header,
     endpoint: fawkes_channels::Endpoint,
     session: Option<PageSession>,
@@ -37,7 +39,7 @@ pub struct AdminView {
 }
 
 impl AdminView {
-    pub fn new(domain: Domain, endpoint: fawkes_channels::Endpoint) -> Self {
+    pub fn new(domain: Arc<Domain>, endpoint: fawkes_channels::Endpoint) -> Self {
         Self {
             domain,
             header: Header::default(),

@@ -1,6 +1,8 @@
 //! The signed-in user's notifications, unread first, live: new ones appear as their jobs write
 //! them, and marking read here or in another tab updates the list and the navbar's count.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use fawkes_domain::notifications::{Notification, NotificationKind, SourceKind};
 use fawkes_domain::{Domain, PageRequest};
@@ -17,14 +19,14 @@ use crate::live::session::PageSession;
 const SHOWN: u64 = 100;
 
 pub struct NotificationsView {
-    domain: Domain,
+    domain: Arc<Domain>,
     header: Header,
     session: Option<PageSession>,
     notifications: Vec<Notification>,
 }
 
 impl NotificationsView {
-    pub fn new(domain: Domain) -> Self {
+    pub fn new(domain: Arc<Domain>) -> Self {
         Self {
             domain,
             header: Header::default(),

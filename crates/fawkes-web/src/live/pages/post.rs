@@ -2,6 +2,8 @@
 //! once; the author edits or publishes, admins unpublish, and a post that is unpublished or
 //! deleted under a reader sends them back to the list.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fawkes_domain::posts::{NewPostComment, PostComment, PostStatus, Posts, post_topic};
@@ -47,7 +49,7 @@ impl From<PostComment> for ShownComment {
 }
 
 pub struct PostView {
-    domain: Domain,
+    domain: Arc<Domain>,
     header: Header,
     session: Option<PageSession>,
     post: Option<ShownPost>,
@@ -59,7 +61,7 @@ pub struct PostView {
 }
 
 impl PostView {
-    pub fn new(domain: Domain) -> Self {
+    pub fn new(domain: Arc<Domain>) -> Self {
         Self {
             domain,
             header: Header::default(),

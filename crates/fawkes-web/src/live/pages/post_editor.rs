@@ -1,6 +1,8 @@
 //! The post editor (`/posts/new`, `/posts/{id}/edit`), for the post's author only: title and
 //! body checked as they are typed with the domain's own rules, save as draft, publish.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use fawkes_domain::posts::{NewPost, Post, PostChanges, PostStatus};
 use fawkes_domain::{Domain, DomainError};
@@ -17,7 +19,7 @@ use crate::live::session::PageSession;
 const POST_FIELDS: [&str; 2] = ["title", "body"];
 
 pub struct PostEditorView {
-    domain: Domain,
+    domain: Arc<Domain>,
     header: Header,
     session: Option<PageSession>,
     /// `None` until the first save of a new post.
@@ -26,7 +28,7 @@ pub struct PostEditorView {
 }
 
 impl PostEditorView {
-    pub fn new(domain: Domain) -> Self {
+    pub fn new(domain: Arc<Domain>) -> Self {
         Self {
             domain,
             header: Header::default(),

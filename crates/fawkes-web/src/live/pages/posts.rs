@@ -1,6 +1,8 @@
 //! The posts: the published feed, live (a post published anywhere appears at the top, an
 //! unpublished or deleted one goes), and the signed-in user's own drafts.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fawkes_domain::posts::{FEED_TOPIC, Post, PostFilter, PostStatus};
@@ -65,7 +67,7 @@ pub fn payload_id(payload: &Value) -> Option<Uuid> {
 }
 
 pub struct PostsView {
-    domain: Domain,
+    domain: Arc<Domain>,
     header: Header,
     session: Option<PageSession>,
     /// Published, newest first.
@@ -75,7 +77,7 @@ pub struct PostsView {
 }
 
 impl PostsView {
-    pub fn new(domain: Domain) -> Self {
+    pub fn new(domain: Arc<Domain>) -> Self {
         Self {
             domain,
             header: Header::default(),

@@ -1,5 +1,7 @@
 //! The user's own account: username, password, and the devices signed in, each revocable.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use fawkes_domain::Domain;
 use fawkes_domain::accounts::{ChangePassword, ChangeUsername, Device};
@@ -14,7 +16,7 @@ use crate::live::layout::{Field, field, shell};
 use crate::live::session::PageSession;
 
 pub struct ProfileView {
-    domain: Domain,
+    domain: Arc<Domain>,
     header: Header,
     session: Option<PageSession>,
     username: FormState,
@@ -23,7 +25,7 @@ pub struct ProfileView {
 }
 
 impl ProfileView {
-    pub fn new(domain: Domain) -> Self {
+    pub fn new(domain: Arc<Domain>) -> Self {
         Self {
             domain,
             header: Header::default(),

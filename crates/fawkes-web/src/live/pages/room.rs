@@ -1,6 +1,8 @@
 //! A room: its messages live (new ones arrive for everyone), older ones on scrolling up, send
 //! with Enter, edit and delete one's own, who is typing, and who is online (room presence).
 
+use std::sync::Arc;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -48,7 +50,7 @@ impl From<Message> for Line {
 }
 
 pub struct RoomView {
-    domain: Domain,
+    domain: Arc<Domain>,
     header: Header,
     session: Option<PageSession>,
     room: Option<Room>,
@@ -64,7 +66,7 @@ pub struct RoomView {
 }
 
 impl RoomView {
-    pub fn new(domain: Domain) -> Self {
+    pub fn new(domain: Arc<Domain>) -> Self {
         Self {
             domain,
             header: Header::default(),

@@ -1,6 +1,8 @@
 //! The rooms the user can enter, with how many messages they have not read, and a form for a
 //! new room.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use fawkes_domain::Domain;
 use fawkes_domain::messaging::{NewRoom, RoomUnread, room_topic};
@@ -14,7 +16,7 @@ use crate::live::layout::{Field, field, shell};
 use crate::live::session::PageSession;
 
 pub struct RoomsView {
-    domain: Domain,
+    domain: Arc<Domain>,
     header: Header,
     session: Option<PageSession>,
     rooms: Vec<RoomUnread>,
@@ -24,7 +26,7 @@ pub struct RoomsView {
 const ROOM_FIELDS: [&str; 2] = ["slug", "name"];
 
 impl RoomsView {
-    pub fn new(domain: Domain) -> Self {
+    pub fn new(domain: Arc<Domain>) -> Self {
         Self {
             domain,
             header: Header::default(),

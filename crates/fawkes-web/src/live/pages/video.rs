@@ -1,6 +1,8 @@
 //! A video's comment thread, live: comments from any client (REST, channels, pages) appear at
 //! once.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use fawkes_domain::comments::{Comment, CommentContent, comments_topic};
 use fawkes_domain::{Author, Domain, PageRequest};
@@ -35,7 +37,7 @@ impl From<Comment> for Shown {
 }
 
 pub struct VideoView {
-    domain: Domain,
+    domain: Arc<Domain>,
     header: Header,
     session: Option<PageSession>,
     video_id: String,
@@ -45,7 +47,7 @@ pub struct VideoView {
 }
 
 impl VideoView {
-    pub fn new(domain: Domain) -> Self {
+    pub fn new(domain: Arc<Domain>) -> Self {
         Self {
             domain,
             header: Header::default(),
