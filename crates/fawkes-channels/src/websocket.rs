@@ -55,15 +55,19 @@ pub(crate) async fn upgrade<H: SocketHandler>(
     // socket id and the id of the request that opened it.
     let span =
         tracing::info_span!("socket", socket_id = %crate::new_socket_id(), transport = "websocket");
+    // On the heap before the closure captures it: whatever the closure holds stays in the
+    // connection's task for its whole life, beside the connection's own future.
+    let assigns = Arc::new(assigns);
     ws.protocols(["phoenix"])
-        // tungstenite reserves its read buffer up front (128 KiB by default): per-connection memory.
-        .read_buffer_size(512)
+        // tungstenite reserves its read buffer up front (128 KiB by default) and keeps it for the
+        // connection's life, so it is per-connection memory. It is also the most one read takes,
+        // so a frame of n bytes costs n / 128 reads: client frames are small (a heartbeat is
+        // about 50 bytes), and 512 cost 0.3 KiB per idle connection more (19,000, idle bench).
+        .read_buffer_size(128)
         .write_buffer_size(16 * 1024)
         .max_message_size(config.max_frame_bytes)
         .max_frame_size(config.max_frame_bytes)
-        .on_upgrade(move |socket| {
-            run(socket, state, Arc::new(assigns), serializer).instrument(span)
-        })
+        .on_upgrade(move |socket| run(socket, state, assigns, serializer).instrument(span))
 }
 
 /// One task per connection: it reads client frames, handles its inbox, and writes what the
