@@ -78,12 +78,12 @@ impl Authors {
         Ok(authors)
     }
 
-    /// Says everywhere that `user_id`'s name changed; call after the change is written.
     /// Where the names stand: equal markers mean no name changed in between.
     pub(crate) fn names_now(&self) -> ReadStarted {
         self.cache.read_started()
     }
 
+    /// Says everywhere that `user_id`'s name changed; call after the change is written.
     pub fn renamed(&self, user_id: Uuid) {
         self.cache.invalidate(&[user_id]);
     }

@@ -2,7 +2,6 @@
 //! live view gets from it (checked again on every socket join).
 
 use std::sync::Arc;
-
 use std::time::Duration;
 
 use async_trait::async_trait;

@@ -2,7 +2,6 @@
 //! cluster (connections, nodes, messages per minute) that refresh by themselves.
 
 use std::sync::Arc;
-
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 

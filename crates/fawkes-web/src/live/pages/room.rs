@@ -1,9 +1,8 @@
 //! A room: its messages live (new ones arrive for everyone), older ones on scrolling up, send
 //! with Enter, edit and delete one's own, who is typing, and who is online (room presence).
 
-use std::sync::Arc;
-
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
